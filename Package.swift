@@ -1,0 +1,93 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// recontextd: rebuilds a VM's context CD-ROM with this host's facts whenever the VM arrives.
+///
+/// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder) → RecontextDaemon (glue);
+/// RecontextCore (model and pipeline) imports neither C nor the wrappers.
+let package = Package(
+    name: "recontextd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "recontextd", targets: ["recontextd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+    ],
+    targets: [
+        // MARK: - C libraries (Modules/)
+        .systemLibrary(
+            name: "CLibvirt",
+            path: "Modules/CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibisofs",
+            path: "Modules/CLibisofs",
+            pkgConfig: "libisofs-1",
+            providers: [.apt(["libisofs-dev"])]
+        ),
+
+        // MARK: - Safe wrappers
+        .target(
+            name: "Virt",
+            dependencies: ["CLibvirt"]
+        ),
+        .target(
+            name: "ISOBuilder",
+            dependencies: ["CLibisofs"]
+        ),
+
+        // MARK: - Product
+        .target(
+            name: "RecontextCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
+        .target(
+            name: "RecontextDaemon",
+            dependencies: [
+                "Virt",
+                "ISOBuilder",
+                "RecontextCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "recontextd",
+            dependencies: [
+                "RecontextDaemon",
+                "ISOBuilder",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .target(
+            name: "TestSupport",
+            dependencies: ["RecontextCore"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
+        .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
+        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "TestSupport"]),
+        .testTarget(
+            name: "RecontextDaemonTests",
+            dependencies: ["RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,239 @@
+internal import CLibvirt
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Synchronization
+
+/// A connection to a libvirt driver, such as `qemu:///system` or `test:///default`.
+///
+/// The corresponding C type is `virConnectPtr`. The connection is closed by ``close()`` or when
+/// the last reference goes away.
+///
+/// libvirt connections may be used from several threads at once (libvirt serialises internally),
+/// which is why this class is `@unchecked Sendable`: its only mutable state is behind a `Mutex`.
+///
+/// - Important: Every method makes a blocking call (an RPC for remote drivers). Callers in async
+///   code run them off the cooperative thread pool.
+public final class Connection: @unchecked Sendable {
+    let handle: OpaquePointer
+    /// The URI the connection was opened with.
+    public let uri: String
+    /// Whether the connection was opened read-only.
+    public let isReadOnly: Bool
+
+    struct CloseState {
+        var closed = false
+        var nextSubscriber: UInt64 = 0
+        var subscribers: [UInt64: @Sendable (CloseReason) -> Void] = [:]
+        var closeCallbackRegistered = false
+    }
+    let closeState = Mutex(CloseState())
+
+    private init(handle: OpaquePointer, uri: String, readOnly: Bool) {
+        self.handle = handle
+        self.uri = uri
+        self.isReadOnly = readOnly
+    }
+
+    /// Opens a connection to the driver named by `uri`.
+    ///
+    /// Starts ``LibvirtEventLoop`` first (events need it, and it must be registered before the
+    /// first connection), then enables keepalive on remote connections so that a dead daemon is
+    /// noticed and reported through ``Connection/events(_:)`` as a close.
+    /// The corresponding C functions are `virConnectOpen` and `virConnectOpenReadOnly`.
+    /// - Parameters:
+    ///   - uri: a libvirt URI, e.g. `qemu:///system` or `qemu:///system?socket=/run/x/libvirt-sock`.
+    ///   - readOnly: open a read-only connection (enough for listing and events).
+    /// - Throws: ``VirtError`` when the driver is unknown or the daemon cannot be reached.
+    public static func open(_ uri: String, readOnly: Bool = false) throws(VirtError) -> Connection {
+        try LibvirtEventLoop.start()
+        let handle = try LibvirtCall.pointer(readOnly ? "virConnectOpenReadOnly" : "virConnectOpen") {
+            readOnly ? virConnectOpenReadOnly(uri) : virConnectOpen(uri)
+        }
+        let connection = Connection(handle: handle, uri: uri, readOnly: readOnly)
+        // 5 s interval, 3 missed answers: a vanished daemon is noticed within ~20 s at worst.
+        // Drivers without keepalive (test://, local embedded) answer with an error: ignore it.
+        if virConnectSetKeepAlive(handle, 5, 3) < 0 { virResetLastError() }
+        connection.registerCloseCallback()
+        return connection
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Closes the connection. Safe to call more than once.
+    ///
+    /// Deregisters the close callback first (else libvirt never frees its context), then
+    /// `virConnectClose`. Event streams of this connection finish.
+    public func close() {
+        let (wasClosed, subscribers, hadCallback) = closeState.withLock { state in
+            defer {
+                state.closed = true
+                state.subscribers = [:]
+                state.closeCallbackRegistered = false
+            }
+            return (state.closed, Array(state.subscribers.values), state.closeCallbackRegistered)
+        }
+        guard !wasClosed else { return }
+        if hadCallback {
+            if virConnectUnregisterCloseCallback(handle, connectionClosedCallback) < 0 { virResetLastError() }
+        }
+        virConnectClose(handle)
+        for subscriber in subscribers { subscriber(.client) }
+    }
+
+    /// True when the connection is open and the daemon answers.
+    ///
+    /// The corresponding C function is `virConnectIsAlive`.
+    public var isAlive: Bool {
+        guard !closeState.withLock({ $0.closed }) else { return false }
+        return virConnectIsAlive(handle) == 1
+    }
+
+    /// The hostname of the machine the driver runs on.
+    ///
+    /// The corresponding C function is `virConnectGetHostname`.
+    public func hostname() throws(VirtError) -> String {
+        try LibvirtCall.string("virConnectGetHostname") { virConnectGetHostname(handle) }
+    }
+
+    /// The libvirt library version of the daemon, e.g. `9000000` for 9.0.0.
+    ///
+    /// The corresponding C function is `virConnectGetLibVersion`.
+    public func libvirtVersion() throws(VirtError) -> UInt64 {
+        var version: UInt = 0
+        try LibvirtCall.int("virConnectGetLibVersion") { virConnectGetLibVersion(handle, &version) }
+        return UInt64(version)
+    }
+
+    // MARK: - Domains
+
+    /// Every domain the driver knows, running or defined.
+    ///
+    /// The corresponding C function is `virConnectListAllDomains`.
+    /// - Parameter filter: which domains to list; default all.
+    public func listDomains(_ filter: DomainListFilter = []) throws(VirtError) -> [Domain] {
+        var list: UnsafeMutablePointer<virDomainPtr?>?
+        let count = try LibvirtCall.int("virConnectListAllDomains") {
+            virConnectListAllDomains(handle, &list, filter.rawValue)
+        }
+        guard let list else { return [] }
+        defer { free(list) }
+        var domains: [Domain] = []
+        domains.reserveCapacity(Int(count))
+        for index in 0..<Int(count) {
+            if let raw = list[index] { domains.append(Domain(adopting: raw, connection: self)) }
+        }
+        return domains
+    }
+
+    /// The domain with this name.
+    ///
+    /// The corresponding C function is `virDomainLookupByName`.
+    /// - Throws: ``VirtError`` with code ``VirtError/Code/noDomain`` when there is none.
+    public func domain(named name: String) throws(VirtError) -> Domain {
+        let raw = try LibvirtCall.pointer("virDomainLookupByName(\(name))") { virDomainLookupByName(handle, name) }
+        return Domain(adopting: raw, connection: self)
+    }
+
+    /// The domain with this UUID (canonical string form).
+    ///
+    /// The corresponding C function is `virDomainLookupByUUIDString`.
+    /// - Throws: ``VirtError`` with code ``VirtError/Code/noDomain`` when there is none.
+    public func domain(uuid: String) throws(VirtError) -> Domain {
+        let raw = try LibvirtCall.pointer("virDomainLookupByUUIDString(\(uuid))") {
+            virDomainLookupByUUIDString(handle, uuid)
+        }
+        return Domain(adopting: raw, connection: self)
+    }
+
+    /// Defines (but does not start) a persistent domain from its XML.
+    ///
+    /// The corresponding C function is `virDomainDefineXML`.
+    public func defineDomain(xml: String) throws(VirtError) -> Domain {
+        let raw = try LibvirtCall.pointer("virDomainDefineXML") { virDomainDefineXML(handle, xml) }
+        return Domain(adopting: raw, connection: self)
+    }
+
+    /// Creates and starts a transient domain from its XML.
+    ///
+    /// The corresponding C function is `virDomainCreateXML`.
+    /// - Parameter startPaused: start with the vCPUs paused.
+    public func createDomain(xml: String, startPaused: Bool = false) throws(VirtError) -> Domain {
+        let flags = startPaused ? UInt32(VIR_DOMAIN_START_PAUSED.rawValue) : 0
+        let raw = try LibvirtCall.pointer("virDomainCreateXML") { virDomainCreateXML(handle, xml, flags) }
+        return Domain(adopting: raw, connection: self)
+    }
+}
+
+/// Which domains ``Connection/listDomains(_:)`` returns. Empty means all.
+public struct DomainListFilter: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Running or paused domains.
+    public static let active = DomainListFilter(rawValue: UInt32(VIR_CONNECT_LIST_DOMAINS_ACTIVE.rawValue))
+    /// Defined but not running.
+    public static let inactive = DomainListFilter(rawValue: UInt32(VIR_CONNECT_LIST_DOMAINS_INACTIVE.rawValue))
+    /// Domains with a persistent definition.
+    public static let persistent = DomainListFilter(rawValue: UInt32(VIR_CONNECT_LIST_DOMAINS_PERSISTENT.rawValue))
+    /// Domains without one.
+    public static let transient = DomainListFilter(rawValue: UInt32(VIR_CONNECT_LIST_DOMAINS_TRANSIENT.rawValue))
+}
+
+/// Why a connection closed.
+public enum CloseReason: Int32, Sendable, Hashable {
+    /// An I/O error on the connection.
+    case error = 0
+    /// The daemon closed the socket (it stopped or restarted).
+    case endOfFile = 1
+    /// The daemon stopped answering keepalives.
+    case keepalive = 2
+    /// This process closed it.
+    case client = 3
+}
+
+// MARK: - Close notifications
+
+extension Connection {
+    fileprivate func registerCloseCallback() {
+        let opaque = Unmanaged.passUnretained(self).toOpaque()
+        // The opaque pointer is unretained: the callback is deregistered in close(), which runs
+        // at the latest in deinit, so it never outlives the connection.
+        let rc = virConnectRegisterCloseCallback(handle, connectionClosedCallback, opaque, nil)
+        if rc < 0 {
+            virResetLastError()  // Not every driver supports it (test:// does not need it).
+        } else {
+            closeState.withLock { $0.closeCallbackRegistered = true }
+        }
+    }
+
+    /// Adds a function called (on the event-loop thread) when the connection closes.
+    /// - Returns: a token for ``removeCloseSubscriber(_:)``; `nil` if already closed.
+    func addCloseSubscriber(_ subscriber: @escaping @Sendable (CloseReason) -> Void) -> UInt64? {
+        closeState.withLock { state in
+            guard !state.closed else { return nil }
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = subscriber
+            return state.nextSubscriber
+        }
+    }
+
+    func removeCloseSubscriber(_ token: UInt64) {
+        closeState.withLock { _ = $0.subscribers.removeValue(forKey: token) }
+    }
+
+    fileprivate func connectionDidClose(reason: Int32) {
+        let subscribers = closeState.withLock { state in
+            defer { state.subscribers = [:] }
+            return Array(state.subscribers.values)
+        }
+        let reason = CloseReason(rawValue: reason) ?? .error
+        for subscriber in subscribers { subscriber(reason) }
+    }
+}
+
+private func connectionClosedCallback(_ conn: virConnectPtr?, _ reason: Int32, _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque else { return }
+    Unmanaged<Connection>.fromOpaque(opaque).takeUnretainedValue().connectionDidClose(reason: reason)
+}
