@@ -1,0 +1,59 @@
+import Yams
+
+// MARK: - NoCloud
+
+extension ContextRenderer {
+    /// The user data written when a NoCloud spec gives none: cloud-init wants `user-data` to exist.
+    public static let emptyCloudConfig = "#cloud-config\n{}\n"
+
+    /// `meta-data`, `user-data`, and `network-config` / `vendor-data` when given.
+    func renderNoCloud(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError) {
+        try output.addGenerated(RenderedFile(path: "meta-data", contents: Array(noCloudMetaData(facts).utf8), mode: 0o644))
+        let userData =
+            try spec.userData.map { document throws(ContextError) in
+                try facts.render(document.content, isTemplate: document.isTemplate, field: "user-data")
+            } ?? Array(Self.emptyCloudConfig.utf8)
+        try output.addGenerated(RenderedFile(path: "user-data", contents: userData, mode: 0o600))
+        if let document = spec.networkConfig {
+            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "network-config")
+            try output.addGenerated(RenderedFile(path: "network-config", contents: bytes, mode: 0o644))
+        }
+        if let document = spec.vendorData {
+            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
+            try output.addGenerated(RenderedFile(path: "vendor-data", contents: bytes, mode: 0o600))
+        }
+    }
+
+    /// Plain words that YAML 1.1 reads as booleans or null.
+    static let yamlSpecialWords: Set<String> = ["y", "yes", "n", "no", "true", "false", "on", "off", "null"]
+
+    /// The YAML of `meta-data`: every string double-quoted, keys sorted.
+    func noCloudMetaData(_ facts: ResolvedFacts) -> String {
+        func string(_ value: String) -> Node {
+            Node(value, Tag(.str), .doubleQuoted)
+        }
+        func key(_ value: String) -> Node {
+            Node(value, Tag(.str), .plain)
+        }
+        // Variable names are plain keys unless YAML 1.1 would read them as a boolean or null.
+        func variableKey(_ name: String) -> Node {
+            Self.yamlSpecialWords.contains(name.lowercased()) ? string(name) : key(name)
+        }
+        func map(_ values: [String: String]) -> Node {
+            Node(values.keys.sorted().map { (variableKey($0), string(values[$0]!)) })
+        }
+        let recontext = Node([
+            (key("domain"), Node([(key("name"), string(facts.domain.name)), (key("uuid"), string(facts.domain.uuid))])),
+            (key("host"), Node([(key("name"), string(facts.host.name)), (key("variables"), map(facts.publicHostVariables))])),
+            (key("variables"), map(facts.publicVariables)),
+        ])
+        let root = Node([
+            (key("instance-id"), string(facts.instanceID)),
+            (key("local-hostname"), string(facts.hostname)),
+            (key("recontext"), recontext),
+        ])
+        // Serializing a tree of string scalars cannot fail; the fallback keeps the two keys cloud-init needs.
+        return (try? Yams.serialize(node: root, width: -1, allowUnicode: true))
+            ?? "instance-id: \"\(facts.instanceID)\"\nlocal-hostname: \"\(facts.hostname)\"\n"
+    }
+}

@@ -1,0 +1,407 @@
+import Foundation
+
+// MARK: - ContextMetadata
+
+/// The per-VM context data in a libvirt domain's `<metadata>`: schema, parser and serializer.
+///
+/// The data lives in the domain XML under the namespace ``namespaceURI``, so it travels with the VM
+/// when it migrates. Set it with `virsh metadata` (the XML given to `--set` needs no namespace;
+/// libvirt adds it, with the `--key` as prefix):
+///
+/// ```sh
+/// virsh metadata web1 --uri urn:recontextd:context:1 --key recontext --live --config --set '
+/// <context managed="yes" format="nocloud" instance-id="stable" hostname="web1">
+///   <var name="role">web</var>
+///   <var name="db_password" secret="yes">s3cr3t</var>
+///   <file path="etc/app.conf" mode="0644" template="yes">endpoint={{host.monitoring_endpoint}}
+/// </file>
+///   <file path="bin/tool" mode="0755" encoding="base64">IyEvYmluL3NoCmVjaG8gaGkK</file>
+///   <user-data template="yes">#cloud-config
+/// ntp: {servers: ["{{host.ntp_server}}"]}
+/// </user-data>
+///   <network-config>version: 2
+/// ethernets: {eth0: {dhcp4: true}}
+/// </network-config>
+/// </context>'
+/// ```
+///
+/// libvirt hands it back re-serialized, e.g. `<recontext:context xmlns:recontext="urn:recontextd:context:1" ...>`
+/// with children prefixed or not; elements are matched by local name, in this namespace or none.
+///
+/// ## Schema
+///
+/// `<context>` (the root), attributes all optional:
+/// - `managed`: `yes` (default) or `no`. Setting this metadata is the opt-in; `no` keeps the data
+///   but recontextd leaves the domain alone.
+/// - `format`: `nocloud`, `configdrive`, `opennebula` or `files`; default: the daemon's
+///   `context.default-format`.
+/// - `instance-id`: `stable` (the domain UUID) or `per-host` (UUID and host name, so cloud-init
+///   re-runs its per-instance modules on each new host); default: the daemon's `context.instance-id`.
+/// - `hostname`: the guest's hostname (letters, digits, `-`, dot-separated labels); default: the
+///   domain name with other characters replaced by `-`.
+/// - `device`: the target dev of the context CD-ROM, e.g. `sdz`; default: the daemon's choice.
+/// - `volume-id`: the volume id, 1 to 32 of `[A-Za-z0-9_.-]`; only with `format="files"`
+///   (default `RECONTEXT`).
+///
+/// Children, in any order:
+/// - `<var name="N" [secret="yes"] [encoding="base64"]>VALUE</var>`, any number up to
+///   ``MetadataLimits/maxVariables``. `N` matches `[A-Za-z_][A-Za-z0-9_-]*`; `name`, `uuid`,
+///   `hostname`, `instance_id`, `host`, `vm` and `var` are reserved. The value is the element's text,
+///   exactly (whitespace kept). Secret values never reach logs or non-secret files.
+/// - `<file path="P" [mode="0644"] [template="yes"] [encoding="base64"]>CONTENT</file>`, up to
+///   ``MetadataLimits/maxFiles``. `P` is relative, `/`-separated, without empty, `.` or `..`
+///   components, backslashes or control characters, and not under `recontext/`. `mode` is octal,
+///   at most `0777`. With `template="yes"` the content is a Mustache template (see ``ContextRenderer``).
+/// - `<user-data>`, `<network-config>`, `<vendor-data>`, at most one each, with optional `template`
+///   and `encoding` attributes: the cloud-init documents.
+///
+/// Content is taken verbatim: a `#cloud-config` header must start right after the tag. Use
+/// `<![CDATA[...]]>` or `encoding="base64"` for content with many `<` and `&`, or with characters
+/// XML cannot carry. Booleans accept `yes`/`no`, `true`/`false`, `1`/`0`.
+///
+/// Anything else is an error naming the domain and the field: unknown elements or attributes, a
+/// DOCTYPE or entity declaration, bad values, duplicate names or paths, unsafe paths, and anything
+/// over a ``MetadataLimits`` bound.
+public enum ContextMetadata {
+    /// The namespace of the context metadata element.
+    public static let namespaceURI = "urn:recontextd:context:1"
+    /// The prefix (`virsh metadata --key`) recontextd uses when it writes the element.
+    public static let defaultPrefix = "recontext"
+
+    /// The root element's local name.
+    static let rootName = "context"
+    static let rootAttributes = ["managed", "format", "instance-id", "hostname", "device", "volume-id"]
+    static let varAttributes = ["name", "secret", "encoding"]
+    static let fileAttributes = ["path", "mode", "template", "encoding"]
+    static let documentAttributes = ["template", "encoding"]
+    static let documentElements = ["user-data", "network-config", "vendor-data"]
+
+    /// Parses a domain's context metadata.
+    /// - Parameters:
+    ///   - xml: The metadata element as libvirt returns it (`virDomainGetMetadata`).
+    ///   - domain: The domain, named in errors.
+    ///   - limits: Size, count and depth bounds.
+    /// - Returns: The validated spec.
+    /// - Throws: ``ContextError`` naming the domain and the field.
+    public static func parse(_ xml: String, domain: DomainIdentity, limits: MetadataLimits) throws(ContextError) -> ContextSpec {
+        let caps = XMLTree.Caps(
+            maxBytes: limits.maxMetadataBytes,
+            maxDepth: limits.maxDepth,
+            maxElements: limits.maxFiles + limits.maxVariables + 16
+        )
+        let root: XMLTreeElement
+        switch XMLTree.parse(xml, caps: caps) {
+        case .success(let element): root = element
+        case .failure(let failure): throw ContextError(failure.code, domain: domain.name, field: "", failure.message)
+        }
+        var reader = SpecReader(domain: domain.name, limits: limits)
+        return try reader.read(root)
+    }
+
+    /// Parses metadata given as bytes, refusing bytes that are not valid UTF-8.
+    /// - Parameters:
+    ///   - utf8: The metadata element's bytes.
+    ///   - domain: The domain, named in errors.
+    ///   - limits: Size, count and depth bounds.
+    /// - Returns: The validated spec.
+    /// - Throws: ``ContextError``; ``ContextError/Code/malformedXML`` for invalid UTF-8.
+    public static func parse(utf8: [UInt8], domain: DomainIdentity, limits: MetadataLimits) throws(ContextError) -> ContextSpec {
+        guard utf8.count <= limits.maxMetadataBytes else {
+            throw ContextError(
+                .limitExceeded,
+                domain: domain.name,
+                field: "",
+                "metadata is \(utf8.count) bytes, more than the limit of \(limits.maxMetadataBytes)"
+            )
+        }
+        let text = String(decoding: utf8, as: UTF8.self)
+        guard text.utf8.elementsEqual(utf8) else {
+            throw ContextError(.malformedXML, domain: domain.name, field: "", "metadata is not valid UTF-8")
+        }
+        return try parse(text, domain: domain, limits: limits)
+    }
+}
+
+// MARK: - SpecReader
+
+/// Turns the element tree into a ``ContextSpec``, checking every value.
+private struct SpecReader {
+    let domain: String
+    let limits: MetadataLimits
+    var totalBytes = 0
+
+    init(domain: String, limits: MetadataLimits) {
+        self.domain = domain
+        self.limits = limits
+    }
+
+    func error(_ code: ContextError.Code, _ field: String, _ message: String) -> ContextError {
+        ContextError(code, domain: domain, field: field, message)
+    }
+
+    func checkNamespace(_ element: XMLTreeElement, field: String) throws(ContextError) {
+        guard element.namespaceURI.isEmpty || element.namespaceURI == ContextMetadata.namespaceURI else {
+            throw error(
+                .unknownElement,
+                field,
+                "element <\(element.localName)> is in namespace \(Validation.quote(element.namespaceURI)), expected \(ContextMetadata.namespaceURI) or none"
+            )
+        }
+    }
+
+    func checkAttributes(_ element: XMLTreeElement, allowed: [String], field: (String) -> String) throws(ContextError) {
+        for name in element.attributes.keys.sorted() where !allowed.contains(name) {
+            throw error(
+                .unknownAttribute,
+                field(name),
+                "unknown attribute on <\(element.localName)> (allowed: \(allowed.joined(separator: ", ")))"
+            )
+        }
+    }
+
+    func bool(_ element: XMLTreeElement, _ name: String, field: String) throws(ContextError) -> Bool? {
+        guard let text = element.attributes[name] else { return nil }
+        guard let value = Validation.bool(text) else {
+            throw error(.invalidValue, field, "expected yes or no, got \(Validation.quote(text))")
+        }
+        return value
+    }
+
+    mutating func read(_ root: XMLTreeElement) throws(ContextError) -> ContextSpec {
+        guard root.localName == ContextMetadata.rootName else {
+            throw error(.wrongRoot, "", "root element is <\(root.localName)>, expected <context>")
+        }
+        guard root.namespaceURI.isEmpty || root.namespaceURI == ContextMetadata.namespaceURI else {
+            throw error(
+                .wrongRoot,
+                "",
+                "root element is in namespace \(Validation.quote(root.namespaceURI)), expected \(ContextMetadata.namespaceURI)"
+            )
+        }
+        try checkAttributes(root, allowed: ContextMetadata.rootAttributes) { $0 }
+
+        var spec = ContextSpec()
+        spec.managed = try bool(root, "managed", field: "managed") ?? true
+        if let text = root.attributes["format"] {
+            guard let format = ContextFormat(rawValue: text) else {
+                throw error(
+                    .invalidValue,
+                    "format",
+                    "unknown format \(Validation.quote(text)) (expected one of: \(ContextFormat.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
+            }
+            spec.format = format
+        }
+        if let text = root.attributes["instance-id"] {
+            guard let policy = InstanceIDPolicy(rawValue: text) else {
+                throw error(.invalidValue, "instance-id", "unknown instance-id policy \(Validation.quote(text)) (expected stable or per-host)")
+            }
+            spec.instanceID = policy
+        }
+        if let text = root.attributes["hostname"] {
+            if let problem = Validation.hostname(text) { throw error(.invalidValue, "hostname", problem) }
+            spec.hostname = text
+        }
+        if let text = root.attributes["device"] {
+            if let problem = Validation.deviceTarget(text) { throw error(.invalidValue, "device", problem) }
+            spec.device = text
+        }
+        if let text = root.attributes["volume-id"] {
+            if let problem = Validation.volumeID(text) { throw error(.invalidValue, "volume-id", problem) }
+            if let format = spec.format, format != .files {
+                throw error(.unsupportedByFormat, "volume-id", "volume-id is only allowed with format=\"files\", not \(format.rawValue)")
+            }
+            spec.volumeID = text
+        }
+        if !root.text.allSatisfy(\.isWhitespace) {
+            throw error(.unknownElement, "", "text directly inside <context> is not allowed; put it in a <var> or <file>")
+        }
+
+        var varIndex = 0
+        var fileIndex = 0
+        var seenVariables: Set<String> = []
+        var seenPaths: Set<String> = []
+        for child in root.children {
+            switch child.localName {
+            case "var":
+                varIndex += 1
+                try checkNamespace(child, field: "var[\(varIndex)]")
+                guard varIndex <= limits.maxVariables else {
+                    throw error(.limitExceeded, "var[\(varIndex)]", "more than \(limits.maxVariables) variables")
+                }
+                let variable = try readVariable(child, index: varIndex)
+                guard seenVariables.insert(variable.name).inserted else {
+                    throw error(.duplicate, "var[\(variable.name)]", "variable is defined twice")
+                }
+                spec.variables.append(variable)
+            case "file":
+                fileIndex += 1
+                try checkNamespace(child, field: "file[\(fileIndex)]")
+                guard fileIndex <= limits.maxFiles else {
+                    throw error(.limitExceeded, "file[\(fileIndex)]", "more than \(limits.maxFiles) files")
+                }
+                let file = try readFile(child, index: fileIndex)
+                guard seenPaths.insert(file.path).inserted else {
+                    throw error(.duplicate, "file[\(fileIndex)].path", "path \(Validation.quote(file.path)) is given twice")
+                }
+                spec.files.append(file)
+            case "user-data", "network-config", "vendor-data":
+                let field = child.localName
+                try checkNamespace(child, field: field)
+                let document = try readDocument(child, field: field)
+                switch field {
+                case "user-data":
+                    guard spec.userData == nil else { throw error(.duplicate, field, "<user-data> is given twice") }
+                    spec.userData = document
+                case "network-config":
+                    guard spec.networkConfig == nil else { throw error(.duplicate, field, "<network-config> is given twice") }
+                    spec.networkConfig = document
+                default:
+                    guard spec.vendorData == nil else { throw error(.duplicate, field, "<vendor-data> is given twice") }
+                    spec.vendorData = document
+                }
+            default:
+                throw error(
+                    .unknownElement,
+                    child.localName,
+                    "unknown element <\(child.localName)> in <context> at line \(child.line) (allowed: var, file, user-data, network-config, vendor-data)"
+                )
+            }
+        }
+        try checkFileTree(spec.files)
+        return spec
+    }
+
+    /// Refuses a file whose path is also a directory of another file (`a` and `a/b`).
+    func checkFileTree(_ files: [FileSpec]) throws(ContextError) {
+        var directories: Set<String> = []
+        for file in files {
+            var prefix = ""
+            for component in file.path.split(separator: "/").dropLast() {
+                prefix = prefix.isEmpty ? String(component) : prefix + "/" + component
+                directories.insert(prefix)
+            }
+        }
+        for (index, file) in files.enumerated() where directories.contains(file.path) {
+            throw error(.duplicate, "file[\(index + 1)].path", "path \(Validation.quote(file.path)) is both a file and the directory of another file")
+        }
+    }
+
+    func noChildren(_ element: XMLTreeElement, field: String) throws(ContextError) {
+        if let child = element.children.first {
+            throw error(.unknownElement, field, "element <\(child.localName)> is not allowed inside <\(element.localName)>")
+        }
+    }
+
+    /// The element's content, decoded when `encoding="base64"`, size-checked.
+    mutating func content(_ element: XMLTreeElement, field: String) throws(ContextError) -> FileContent {
+        let content: FileContent
+        switch element.attributes["encoding"] {
+        case nil, "text":
+            content = .text(element.text)
+        case "base64":
+            let compact = element.text.filter { !$0.isWhitespace }
+            guard let data = Data(base64Encoded: compact) else {
+                throw error(.invalidValue, field, "content is not valid base64")
+            }
+            content = .bytes(Array(data))
+        case let other?:
+            throw error(.invalidValue, field + ".encoding", "unknown encoding \(Validation.quote(other)) (expected text or base64)")
+        }
+        let size: Int
+        switch content {
+        case .text(let text): size = text.utf8.count
+        case .bytes(let bytes): size = bytes.count
+        }
+        guard size <= limits.maxFileBytes else {
+            throw error(.limitExceeded, field, "content is \(size) bytes, more than the limit of \(limits.maxFileBytes)")
+        }
+        totalBytes += size
+        guard totalBytes <= limits.maxTotalBytes else {
+            throw error(.limitExceeded, field, "all content together is more than the limit of \(limits.maxTotalBytes) bytes")
+        }
+        return content
+    }
+
+    /// Template content must be text: base64-decoded bytes must be UTF-8.
+    func templateText(_ content: FileContent, field: String) throws(ContextError) -> FileContent {
+        guard case .bytes(let bytes) = content else { return content }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.utf8.elementsEqual(bytes) else {
+            throw error(.invalidValue, field, "a template must be UTF-8 text, but the decoded content is not")
+        }
+        return .text(text)
+    }
+
+    mutating func readVariable(_ element: XMLTreeElement, index: Int) throws(ContextError) -> VariableSpec {
+        let positional = "var[\(index)]"
+        try checkAttributes(element, allowed: ContextMetadata.varAttributes) { "\(positional).\($0)" }
+        guard let name = element.attributes["name"] else {
+            throw error(.missing, "\(positional).name", "<var> needs a name attribute")
+        }
+        if let problem = Validation.variableName(name, maxLength: limits.maxNameLength) {
+            throw error(.invalidValue, "\(positional).name", problem)
+        }
+        if Validation.reservedVMVariableNames.contains(name) {
+            throw error(
+                .invalidValue,
+                "\(positional).name",
+                "variable name \(Validation.quote(name)) is reserved (reserved: \(Validation.reservedVMVariableNames.sorted().joined(separator: ", ")))"
+            )
+        }
+        let field = "var[\(name)]"
+        try noChildren(element, field: field)
+        let secret = try bool(element, "secret", field: "\(field).secret") ?? false
+        let value: String
+        switch try content(element, field: field) {
+        case .text(let text):
+            value = text
+        case .bytes(let bytes):
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard text.utf8.elementsEqual(bytes) else {
+                throw error(.invalidValue, field, "a variable must be UTF-8 text, but the decoded value is not")
+            }
+            guard !bytes.contains(0) else {
+                throw error(.invalidValue, field, "a variable must not contain a NUL byte")
+            }
+            value = text
+        }
+        return VariableSpec(name: name, value: value, secret: secret)
+    }
+
+    mutating func readFile(_ element: XMLTreeElement, index: Int) throws(ContextError) -> FileSpec {
+        let positional = "file[\(index)]"
+        try checkAttributes(element, allowed: ContextMetadata.fileAttributes) { "\(positional).\($0)" }
+        guard let path = element.attributes["path"] else {
+            throw error(.missing, "\(positional).path", "<file> needs a path attribute")
+        }
+        if let (code, problem) = Validation.path(path, limits: limits) {
+            throw error(code, "\(positional).path", problem)
+        }
+        try noChildren(element, field: positional)
+        var mode: UInt16?
+        if let text = element.attributes["mode"] {
+            guard let value = Validation.mode(text) else {
+                throw error(.invalidValue, "\(positional).mode", "expected an octal mode like \"0644\" (at most 0777), got \(Validation.quote(text))")
+            }
+            mode = value
+        }
+        let isTemplate = try bool(element, "template", field: "\(positional).template") ?? false
+        var content = try content(element, field: positional)
+        if isTemplate {
+            content = try templateText(content, field: positional)
+        }
+        return FileSpec(path: path, content: content, isTemplate: isTemplate, mode: mode)
+    }
+
+    mutating func readDocument(_ element: XMLTreeElement, field: String) throws(ContextError) -> DocumentSpec {
+        try checkAttributes(element, allowed: ContextMetadata.documentAttributes) { "\(field).\($0)" }
+        try noChildren(element, field: field)
+        let isTemplate = try bool(element, "template", field: "\(field).template") ?? false
+        var content = try content(element, field: field)
+        if isTemplate {
+            content = try templateText(content, field: field)
+        }
+        return DocumentSpec(content: content, isTemplate: isTemplate)
+    }
+}

@@ -1,0 +1,140 @@
+/// What the pipeline needs from the hypervisor.
+///
+/// The daemon implements it over libvirt; unit tests use an in-memory fake. Every method may
+/// block on an RPC, so implementations run their work off the cooperative thread pool.
+public protocol Hypervisor: Sendable {
+    /// Everything the pipeline reads about one domain, in one consistent look.
+    /// - Throws: ``HypervisorError``; ``HypervisorError/isGone`` when the domain does not exist.
+    func snapshot(of uuid: String) async throws(HypervisorError) -> DomainSnapshot
+
+    /// The running and paused domains on this host.
+    func activeDomains() async throws(HypervisorError) -> [DomainIdentity]
+
+    /// Changes the media of a CD-ROM (a new `<source>`; `nil` ejects).
+    func changeMedia(
+        of domain: DomainIdentity, drive: ContextDrive, to source: String?, scope: ChangeScope
+    ) async throws(HypervisorError)
+
+    /// Hot-unplugs a CD-ROM device (SCSI only).
+    func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError)
+
+    /// Hot-plugs a CD-ROM device like `drive` with `source` inserted (SCSI only).
+    func attachDrive(
+        of domain: DomainIdentity, drive: ContextDrive, source: String?, scope: ChangeScope
+    ) async throws(HypervisorError)
+
+    /// Records the applied state in the domain's metadata (its own namespace).
+    func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope) async throws(HypervisorError)
+
+    /// Every CD-ROM source path named by any domain on this host, live or persistent.
+    ///
+    /// Used to collect unreferenced images: a path in this set is never removed.
+    func referencedSources() async throws(HypervisorError) -> Set<String>
+}
+
+/// Which definitions of a domain a change affects.
+public struct ChangeScope: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The running domain.
+    public static let live = ChangeScope(rawValue: 1)
+    /// The persistent definition (what the domain starts with next time).
+    public static let config = ChangeScope(rawValue: 2)
+    public var description: String {
+        [contains(.live) ? "live" : nil, contains(.config) ? "config" : nil].compactMap { $0 }.joined(separator: "+")
+    }
+}
+
+/// A domain as the pipeline sees it at the resolve phase.
+public struct DomainSnapshot: Sendable, Hashable {
+    /// The domain's run state.
+    public enum RunState: Sendable, Hashable {
+        case running, paused, shutOff, other
+    }
+    /// Name and UUID.
+    public var identity: DomainIdentity
+    /// Running, paused, ...
+    public var state: RunState
+    /// Whether it has a persistent definition (then changes go to live and config).
+    public var isPersistent: Bool
+    /// The CD-ROM drives of the live definition.
+    public var drives: [ContextDrive]
+    /// The context specification element (``ContextMetadata/namespaceURI``), live definition.
+    public var contextMetadata: String?
+    /// The applied-state element (``AppliedMetadata/namespaceURI``), live definition.
+    public var appliedMetadata: String?
+
+    /// Creates a snapshot.
+    public init(
+        identity: DomainIdentity, state: RunState, isPersistent: Bool, drives: [ContextDrive],
+        contextMetadata: String?, appliedMetadata: String?
+    ) {
+        self.identity = identity
+        self.state = state
+        self.isPersistent = isPersistent
+        self.drives = drives
+        self.contextMetadata = contextMetadata
+        self.appliedMetadata = appliedMetadata
+    }
+}
+
+/// A CD-ROM drive of a domain: enough to address it and to re-create its XML.
+public struct ContextDrive: Sendable, Hashable {
+    /// Target device name, e.g. `sda`.
+    public var target: String
+    /// Bus: `sata`, `ide`, `scsi`, ...
+    public var bus: String
+    /// The inserted image, or `nil` when empty.
+    public var source: String?
+    /// Everything else the hypervisor layer needs to rebuild the device XML (alias, driver,
+    /// address, startup policy), opaque to the pipeline.
+    public var details: [String: String]
+
+    /// Creates a drive description.
+    public init(target: String, bus: String, source: String?, details: [String: String] = [:]) {
+        self.target = target
+        self.bus = bus
+        self.source = source
+        self.details = details
+    }
+}
+
+/// A failure of a hypervisor operation.
+public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure.
+    public enum Kind: String, Sendable, Hashable {
+        /// The domain does not exist (any more) on this host.
+        case noDomain
+        /// Retry later: connection lost, timeout, busy job.
+        case transient
+        /// The driver or bus cannot do it.
+        case unsupported
+        /// Anything else, not worth retrying.
+        case permanent
+    }
+    /// The kind.
+    public var kind: Kind
+    /// The operation, e.g. `changeMedia(live)`.
+    public var operation: String
+    /// The hypervisor's message.
+    public var message: String
+    /// The hypervisor's numeric error code, when it has one (libvirt's `virErrorNumber`).
+    public var code: Int32?
+
+    /// Creates an error.
+    public init(_ kind: Kind, operation: String, message: String, code: Int32? = nil) {
+        self.kind = kind
+        self.operation = operation
+        self.message = message
+        self.code = code
+    }
+
+    /// True when the domain is gone.
+    public var isGone: Bool { kind == .noDomain }
+    /// True when a retry may succeed.
+    public var isTransient: Bool { kind == .transient }
+
+    public var description: String {
+        "\(operation): \(message)" + (code.map { " (libvirt error \($0))" } ?? "")
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Logging
+
+/// Removes images that no domain on this host refers to any more.
+///
+/// An image is removed only when all of these hold: its name is one of ours (``ImageNaming``),
+/// no domain's live or persistent definition names it, and it is older than the grace period
+/// (so an image being attached right now is never taken).
+public struct ImageCollector: Sendable {
+    /// The hypervisor whose domains are asked which images they use.
+    public let hypervisor: any Hypervisor
+    /// The image directory.
+    public let images: any ImageStore
+    /// Images younger than this are kept.
+    public let grace: Duration
+    /// Where removals and failures are logged.
+    public let logger: Logger
+
+    /// Creates a collector.
+    public init(hypervisor: any Hypervisor, images: any ImageStore, grace: Duration = .seconds(120), logger: Logger) {
+        self.hypervisor = hypervisor
+        self.images = images
+        self.grace = grace
+        self.logger = logger
+    }
+
+    /// Removes unreferenced images; returns the paths removed.
+    @discardableResult
+    public func collect(now: Date = Date()) async throws -> [String] {
+        let stored = try await images.storedImages()
+        guard !stored.isEmpty else { return [] }
+        let referenced = try await hypervisor.referencedSources()
+        let graceSeconds = Double(grace.components.seconds)
+        var removed: [String] = []
+        for image in stored where !referenced.contains(image.path) {
+            guard now.timeIntervalSince(image.modified) >= graceSeconds else { continue }
+            do {
+                try await images.remove(path: image.path)
+                removed.append(image.path)
+                logger.info("removed unreferenced image", metadata: ["image": "\(image.path)"])
+            } catch {
+                logger.warning("could not remove unreferenced image", metadata: ["image": "\(image.path)", "error": "\(error)"])
+            }
+        }
+        return removed
+    }
+}

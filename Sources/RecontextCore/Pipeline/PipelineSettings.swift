@@ -1,0 +1,51 @@
+/// What a pipeline run needs to know besides the domain: this host's facts and the policies.
+public struct PipelineSettings: Sendable, Hashable {
+    /// This host's name and variables.
+    public var host: HostFacts
+    /// The format used when the domain's metadata names none.
+    public var defaultFormat: ContextFormat
+    /// The instance-id policy used when the domain's metadata names none.
+    public var defaultInstanceID: InstanceIDPolicy
+    /// Which domains are managed.
+    public var managedPolicy: DaemonConfiguration.ManagedDomains
+    /// How the drive is changed.
+    public var deviceMode: DaemonConfiguration.DeviceMode
+    /// The target of the context CD-ROM when the domain's metadata names none.
+    public var defaultTarget: String?
+    /// Retries of hypervisor operations.
+    public var retry: RetryPolicy
+    /// Limits on per-VM data.
+    public var limits: MetadataLimits
+
+    /// Creates settings.
+    public init(
+        host: HostFacts, defaultFormat: ContextFormat = .noCloud, defaultInstanceID: InstanceIDPolicy = .stable,
+        managedPolicy: DaemonConfiguration.ManagedDomains = .optIn,
+        deviceMode: DaemonConfiguration.DeviceMode = .mediaChange, defaultTarget: String? = nil,
+        retry: RetryPolicy = RetryPolicy(), limits: MetadataLimits = .default
+    ) {
+        self.host = host
+        self.defaultFormat = defaultFormat
+        self.defaultInstanceID = defaultInstanceID
+        self.managedPolicy = managedPolicy
+        self.deviceMode = deviceMode
+        self.defaultTarget = defaultTarget
+        self.retry = retry
+        self.limits = limits
+    }
+}
+
+extension PipelineSettings {
+    /// The settings a configuration file describes.
+    public init(configuration: DaemonConfiguration) {
+        self.init(
+            host: configuration.host, defaultFormat: configuration.context.defaultFormat,
+            defaultInstanceID: configuration.context.instanceID, managedPolicy: configuration.context.managed,
+            deviceMode: configuration.context.device.mode, defaultTarget: configuration.context.device.target,
+            retry: RetryPolicy(
+                attempts: configuration.pipeline.retry.attempts,
+                initialBackoff: configuration.pipeline.retry.initialBackoff,
+                maxBackoff: configuration.pipeline.retry.maxBackoff),
+            limits: configuration.limits)
+    }
+}

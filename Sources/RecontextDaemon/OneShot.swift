@@ -1,0 +1,128 @@
+import Foundation
+import ISOBuilder
+import Logging
+import RecontextCore
+import Virt
+
+/// What `recontextd status` shows for one domain.
+public struct DomainStatus: Codable, Sendable, Hashable {
+    /// Name and UUID.
+    public var name: String
+    public var uuid: String
+    /// `running`, `paused`, ...
+    public var state: String
+    /// Whether recontextd manages it.
+    public var managed: Bool
+    /// The desired content's hash, or nil when it cannot be rendered (see `problem`).
+    public var desiredHash: String?
+    /// The desired format.
+    public var format: String?
+    /// The applied state recorded in the domain's metadata.
+    public var appliedGeneration: UInt64?
+    public var appliedHash: String?
+    public var appliedHost: String?
+    public var appliedTime: Date?
+    /// The image the context drive holds now.
+    public var attachedImage: String?
+    /// Desired and applied agree (same content, this host, image attached).
+    public var inSync: Bool
+    /// Why the desired state cannot be computed (bad metadata, template error, no drive).
+    public var problem: String?
+    /// The last run recorded on this host.
+    public var lastRun: StatusStore.Record?
+}
+
+/// The one-shot commands (`apply`, `render`, `status`), sharing the daemon's code paths.
+public struct OneShot: Sendable {
+    /// Options (config file, URI override, state directory).
+    public let options: DaemonOptions
+    /// The loaded configuration.
+    public let configuration: DaemonConfiguration
+    /// The libvirt adapter, connected.
+    public let hypervisor: LibvirtHypervisor
+    /// Pipeline and images.
+    public let runtime: Runtime
+    let logger: Logger
+
+    /// Loads nothing itself: give it a validated configuration. Connects to libvirt.
+    public init(options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger) throws {
+        self.options = options
+        self.configuration = configuration
+        self.logger = logger
+        hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
+        try hypervisor.connect()
+        runtime = try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
+    }
+
+    /// The UUID of a domain given by name or UUID.
+    public func resolve(_ nameOrUUID: String) throws -> DomainReference {
+        guard let connection = hypervisor.connection else { throw VirtError(code: .invalidConnection, message: "not connected", operation: "resolve") }
+        if let domain = try? connection.domain(uuid: nameOrUUID) { return domain.reference }
+        return try connection.domain(named: nameOrUUID).reference
+    }
+
+    /// `recontextd apply DOMAIN`: one pipeline run now, under the same per-domain lock as the daemon.
+    public func apply(_ nameOrUUID: String) async throws -> RunReport {
+        let domain = try resolve(nameOrUUID)
+        let lock = DomainLock(stateDirectory: options.stateDirectory)
+        let pipeline = runtime.pipeline
+        let report = await lock.withLock(domain.uuid) { await pipeline.run(uuid: domain.uuid, trigger: .manual) }
+        StatusStore(stateDirectory: options.stateDirectory).record(report)
+        return report
+    }
+
+    /// `recontextd render DOMAIN --output FILE`: the image that would be attached now, written to
+    /// `output`. Changes nothing on the domain.
+    /// - Returns: the rendered content and the generation the image carries.
+    public func render(_ nameOrUUID: String, output: String) async throws -> (RenderedContext, UInt64) {
+        let domain = try resolve(nameOrUUID)
+        let snapshot = try await hypervisor.snapshot(of: domain.uuid)
+        guard let desired = try runtime.pipeline.desired(for: snapshot) else {
+            throw ContextError(.missing, domain: domain.name, field: "", "the domain is not managed (no context metadata)")
+        }
+        let current = desired.applied?.generation ?? 0
+        let generation = desired.applied?.contentHash == desired.context.contentHash ? max(current, 1) : current + 1
+        let record = ContextRenderer.generationRecord(
+            generation: generation, host: configuration.host.name, contentHash: desired.context.contentHash,
+            domain: snapshot.identity)
+        var image = ISOImage(volumeID: desired.context.volumeID)
+        for file in desired.context.files + [record] { image.addFile(at: file.path, contents: file.contents, mode: mode_t(file.mode)) }
+        _ = try ISOBuilder(maxImageBytes: configuration.images.maxSize).writeImage(image, to: output, mode: 0o600)
+        return (desired.context, generation)
+    }
+
+    /// `recontextd status`: desired against applied for every running domain on this host.
+    public func status() async throws -> [DomainStatus] {
+        let records = StatusStore(stateDirectory: options.stateDirectory).all()
+        var result: [DomainStatus] = []
+        for identity in try await hypervisor.activeDomains().sorted(by: { $0.name < $1.name }) {
+            guard let snapshot = try? await hypervisor.snapshot(of: identity.uuid) else { continue }
+            var status = DomainStatus(
+                name: identity.name, uuid: identity.uuid, state: "\(snapshot.state)", managed: false, inSync: false,
+                lastRun: records[identity.uuid])
+            do {
+                if let desired = try runtime.pipeline.desired(for: snapshot) {
+                    status.managed = true
+                    status.desiredHash = desired.context.contentHash
+                    status.format = desired.context.format.rawValue
+                    status.attachedImage = desired.drive.source
+                    if let applied = desired.applied {
+                        status.appliedGeneration = applied.generation
+                        status.appliedHash = applied.contentHash
+                        status.appliedHost = applied.host
+                        status.appliedTime = applied.time
+                        status.inSync =
+                            applied.contentHash == desired.context.contentHash && applied.host == configuration.host.name
+                            && desired.drive.source == applied.imagePath
+                    }
+                }
+            } catch {
+                status.managed = snapshot.contextMetadata != nil
+                status.problem = "\(error)"
+            }
+            if !status.managed && status.problem == nil && status.lastRun == nil { continue }
+            result.append(status)
+        }
+        return result
+    }
+}

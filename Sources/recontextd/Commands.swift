@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecontextCore
+import RecontextDaemon
+import ServiceLifecycle
+
+/// `recontextd run`.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the daemon (what the systemd unit starts).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let configuration = try global.loadConfiguration()
+        let logger = global.bootstrapLogging(configuration)
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(options: global.daemonOptions, configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(ConfigurationErrors.exitCode)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// `recontextd check-config`.
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the configuration file; list every problem with file, line and key (exit 78 when invalid).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let configuration = try global.loadConfiguration()
+        print("\(global.configurationPath): ok")
+        print("  libvirt.uri       \(configuration.libvirt.uri)")
+        print("  images.directory  \(configuration.images.directory)")
+        print("  host.name         \(configuration.host.name)")
+        print("  host.variables    \(configuration.host.variables.keys.sorted().joined(separator: ", "))")
+        print("  context           \(configuration.context.defaultFormat), \(configuration.context.managed.rawValue), \(configuration.context.device.mode.rawValue)")
+    }
+}
+
+/// `recontextd apply DOMAIN`.
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply", abstract: "Run the pipeline for one domain now (name or UUID).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The domain's name or UUID.") var domain: String
+
+    func run() async throws {
+        let configuration = try global.loadConfiguration()
+        let logger = global.bootstrapLogging(configuration)
+        let report: RunReport
+        do {
+            report = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger).apply(domain)
+        } catch {
+            printError("recontextd apply: \(error)")
+            throw ExitCode.failure
+        }
+        print(describe(report))
+        if case .failed = report.outcome { throw ExitCode.failure }
+    }
+}
+
+/// `recontextd render DOMAIN --output FILE`.
+struct RenderCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render", abstract: "Write the image that would be attached now to a file; change nothing.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The domain's name or UUID.") var domain: String
+    @Option(name: .shortAndLong, help: "Where to write the image.") var output: String
+
+    func run() async throws {
+        let configuration = try global.loadConfiguration()
+        let logger = global.bootstrapLogging(configuration)
+        do {
+            let (context, generation) = try await OneShot(
+                options: global.daemonOptions, configuration: configuration, logger: logger
+            ).render(domain, output: output)
+            print("\(output): \(context.format) image, volume id '\(context.volumeID)', generation \(generation), content \(context.contentHash.prefix(12))")
+            for file in context.files { print("  \(file.path) (\(file.contents.count) bytes, mode \(String(file.mode, radix: 8)))") }
+        } catch {
+            printError("recontextd render: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// `recontextd status [--json]`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Desired against applied context of every managed domain on this host.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let configuration = try global.loadConfiguration()
+        let logger = global.bootstrapLogging(configuration)
+        let statuses: [DomainStatus]
+        do {
+            statuses = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger).status()
+        } catch {
+            printError("recontextd status: \(error)")
+            throw ExitCode.failure
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(statuses), as: UTF8.self))
+            return
+        }
+        let header = ["DOMAIN", "STATE", "SYNC", "DESIRED", "APPLIED", "HOST", "LAST RUN", "TOTAL"]
+        var rows = [header]
+        for status in statuses {
+            let last = status.lastRun.map { "\($0.result) (\($0.trigger))" } ?? "-"
+            let total = status.lastRun?.timingsMilliseconds["total"].map { String(format: "%.1f ms", $0) } ?? "-"
+            rows.append([
+                status.name, status.state, status.problem != nil ? "error" : (status.inSync ? "yes" : "no"),
+                status.desiredHash.map { String($0.prefix(12)) } ?? "-",
+                status.appliedGeneration.map { "g\($0) \(status.appliedHash?.prefix(12) ?? "")" } ?? "-",
+                status.appliedHost ?? "-", last, total,
+            ])
+        }
+        let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+        for status in statuses where status.problem != nil { print("\(status.name): \(status.problem!)") }
+    }
+}
+
+/// A one-line summary of a run for the terminal.
+func describe(_ report: RunReport) -> String {
+    let name = report.domain?.name ?? report.uuid
+    let timings = Phase.allCases.compactMap { phase in
+        report.timings.phases[phase].map { "\(phase) \(String(format: "%.1f", $0.milliseconds)) ms" }
+    }.joined(separator: ", ")
+    let total = String(format: "%.1f", report.timings.total.milliseconds)
+    var line: String
+    switch report.outcome {
+    case .applied(let applied): line = "\(name): applied generation \(applied.generation) (\(applied.imagePath))"
+    case .unchanged(let applied): line = "\(name): unchanged at generation \(applied.generation)"
+    case .skipped(let reason): line = "\(name): skipped (\(reason.rawValue))"
+    case .failed(let phase, let message, _): line = "\(name): failed in \(phase): \(message)"
+    }
+    line += " [\(timings); total \(total) ms]"
+    for warning in report.warnings { line += "\n  warning: \(warning)" }
+    return line
+}
