@@ -223,7 +223,11 @@ private final class Run {
         }
 
         // MARK: build
-        let generation = (desired.applied?.generation ?? 0) + 1
+        // Past both the recorded generation and the one attached: the record may be stale or
+        // missing (it could not be written, or was lost), and reusing the attached image's name
+        // would overwrite it, and delete it if this run then failed.
+        let attachedGeneration = oldSource.flatMap { self.generation(of: $0, domain: snapshot.identity) } ?? 0
+        let generation = max(desired.applied?.generation ?? 0, attachedGeneration) + 1
         let name = ImageNaming.name(domain: snapshot.identity, generation: generation, contentHash: desired.context.contentHash)
         let record = ContextRenderer.generationRecord(
             generation: generation, host: settings.host.name, contentHash: desired.context.contentHash,
@@ -322,11 +326,17 @@ private final class Run {
 
     /// Whether `path` is one of this domain's images in our directory.
     func isOurs(_ path: String, domain: DomainIdentity) -> Bool {
+        generation(of: path, domain: domain) != nil
+    }
+
+    /// The generation in the name of `path` when it is one of this domain's images in our
+    /// directory, else `nil`.
+    func generation(of path: String, domain: DomainIdentity) -> UInt64? {
         let directory = pipeline.images.directory.hasSuffix("/") ? pipeline.images.directory : pipeline.images.directory + "/"
-        guard path.hasPrefix(directory) else { return false }
+        guard path.hasPrefix(directory) else { return nil }
         let name = String(path.dropFirst(directory.count))
-        guard !name.contains("/"), let parsed = ImageNaming.parse(name) else { return false }
-        return parsed.uuid == domain.uuid
+        guard !name.contains("/"), let parsed = ImageNaming.parse(name), parsed.uuid == domain.uuid else { return nil }
+        return parsed.generation
     }
 
     /// Puts the old drive back after a failed SCSI attach, so the VM keeps a context image.

@@ -1,0 +1,320 @@
+import Foundation
+import RecontextCore
+import TestSupport
+import Testing
+
+// MARK: - Retries
+
+@Suite("Pipeline: retries and backoff")
+struct PipelineRetryTests {
+    static func ms(_ value: Int64) -> Duration { .milliseconds(value) }
+
+    @Test(
+        "the backoff doubles from the initial wait and is capped",
+        arguments: [
+            (RetryPolicy(attempts: 5, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)), [200, 400, 800, 1000]),
+            (RetryPolicy(attempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .seconds(10)), [100, 200]),
+            (RetryPolicy(attempts: 6, initialBackoff: .milliseconds(300), maxBackoff: .milliseconds(500)), [300, 500, 500, 500, 500]),
+            (RetryPolicy(attempts: 1, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)), []),
+        ] as [(RetryPolicy, [Int64])])
+    func backoffSchedule(policy: RetryPolicy, expected: [Int64]) {
+        let delays = (1..<policy.attempts).map { policy.backoff(afterAttempt: $0) }
+        #expect(delays == expected.map(Self.ms))
+    }
+
+    @Test("a transient insert failure is retried with backoff (200, 400, 800, 1000 ms) and then succeeds")
+    func transientInsertRetried() async throws {
+        let harness = PipelineHarness()
+        harness.addDomain()
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: 4, kind: .transient)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied, "\(report.outcome)")
+        #expect(harness.sleeper.durations == [200, 400, 800, 1000].map(Self.ms))
+        let live = harness.hypervisor.calls(.changeMedia).filter { $0.scope == .live }
+        #expect(live.map(\.succeeded) == [false, false, false, false, true])
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == applied.imagePath)
+    }
+
+    @Test("a transient resolve failure is retried", arguments: [1, 2])
+    func transientResolveRetried(failures: Int) async throws {
+        let harness = PipelineHarness()
+        harness.addDomain()
+        harness.hypervisor.fail(.snapshot, times: failures, kind: .transient)
+        let report = await harness.run()
+        #expect(report.applied?.generation == 1)
+        #expect(harness.sleeper.durations == Array([200, 400].map(Self.ms).prefix(failures)))
+    }
+
+    @Test(
+        "permanent and unsupported errors are not retried",
+        arguments: [HypervisorError.Kind.permanent, .unsupported])
+    func permanentNotRetried(kind: HypervisorError.Kind) async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: kind)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .insert)
+        #expect(failure.transient == false)
+        #expect(harness.sleeper.durations.isEmpty)
+        #expect(harness.hypervisor.calls(.changeMedia).count == 1)
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == old)
+    }
+
+    @Test("a cancelled backoff ends the retries with a transient failure")
+    func cancelledBackoff() async throws {
+        let harness = PipelineHarness()
+        harness.addDomain()
+        harness.sleeper.cancel()
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .transient)
+        let report = await harness.run()
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .insert)
+        #expect(failure.transient)
+        #expect(harness.hypervisor.calls(.changeMedia).count == 1)
+        #expect(harness.store.images.isEmpty, "the unused image was discarded")
+    }
+}
+
+// MARK: - Failures per phase
+
+@Suite("Pipeline: a failure in any phase leaves a working image attached")
+struct PipelineFailureTests {
+    @Test("resolve fails (after retries): nothing changes", arguments: [HypervisorError.Kind.transient, .permanent])
+    func resolveFails(kind: HypervisorError.Kind) async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.snapshot, times: nil, kind: kind)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .resolve)
+        #expect(failure.transient == (kind == .transient))
+        #expect(report.isRetryable == (kind == .transient))
+        #expect(harness.hypervisor.calls.allSatisfy { $0.operation == .snapshot })
+        #expect(harness.hypervisor.calls.count == (kind == .transient ? 5 : 1))
+        #expect(harness.store.events.isEmpty)
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == old)
+    }
+
+    @Test("build fails (disk full or too large): the old image stays attached, nothing is removed", arguments: [true, false])
+    func buildFails(transient: Bool) async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.store.failWrites(times: nil, transient: transient)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .build)
+        #expect(failure.transient == transient)
+        #expect(harness.hypervisor.mutatingCalls.isEmpty)
+        #expect(harness.store.removalRequests.isEmpty)
+        #expect(await harness.store.exists(path: old))
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == old)
+        #expect(domain.configDrive("sda")?.source == old)
+        #expect(domain.liveAppliedState?.generation == 1)
+    }
+
+    @Test("insert fails after every retry: the old image stays attached and the new file is discarded")
+    func insertFails() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .transient)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .insert)
+        #expect(failure.transient)
+        #expect(harness.sleeper.durations.count == 4)
+        #expect(harness.hypervisor.calls(.changeMedia).count == 5)
+        #expect(harness.hypervisor.calls(.setAppliedMetadata).isEmpty)
+
+        let new = PipelineHarness.directory + "/" + (try #require(harness.store.writtenNames.first))
+        #expect(harness.store.removedPaths == [new])
+        #expect(harness.store.images.keys.sorted() == [old])
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == old)
+        #expect(domain.configDrive("sda")?.source == old)
+        #expect(domain.liveAppliedState?.imagePath == old)
+    }
+
+    @Test("the persistent definition cannot be updated: a warning, and the old image is kept")
+    func configUpdateFails() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.changeMedia, scope: .config, times: nil, kind: .permanent)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(report.warnings.count == 1)
+        #expect(report.warnings.first?.contains("persistent definition") == true)
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == applied.imagePath)
+        #expect(domain.configDrive("sda")?.source == old)
+        #expect(harness.store.removalRequests.isEmpty, "the persistent definition still names the old image")
+        #expect(await harness.store.exists(path: old))
+        #expect(domain.liveAppliedState == applied)
+    }
+
+    @Test("recording the applied state fails: a warning, the run is still applied")
+    func appliedMetadataFails() async throws {
+        let harness = PipelineHarness()
+        harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.setAppliedMetadata, times: nil, kind: .transient)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(applied.generation == 2)
+        #expect(report.warnings.count == 1)
+        #expect(report.warnings.first?.contains("applied state could not be recorded") == true)
+        #expect(harness.sleeper.durations.count == 4, "retried like any transient failure")
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == applied.imagePath)
+        #expect(domain.configDrive("sda")?.source == applied.imagePath)
+        #expect(domain.liveAppliedState?.generation == 1)
+    }
+
+    @Test("without an applied record, a failed insert never discards the attached image (the new name differs)")
+    func lostRecordThenInsertFails() async throws {
+        let harness = PipelineHarness()
+        harness.addDomain()
+        let first = try #require(await harness.run().applied)
+        harness.hypervisor.update(PipelineHarness.web1.uuid) {
+            $0.liveApplied = nil
+            $0.configApplied = nil
+        }
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .permanent)
+        let report = await harness.run()
+
+        #expect(report.failure?.phase == .insert)
+        let written = harness.store.writtenNames.map { PipelineHarness.directory + "/" + $0 }
+        #expect(written.count == 2)
+        #expect(written.last != first.imagePath, "a new file name, never the attached one")
+        #expect(await harness.store.exists(path: first.imagePath))
+        #expect(!harness.store.removalRequests.contains(first.imagePath))
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == first.imagePath)
+    }
+
+    @Test("after the applied record could not be written, the next run still swaps to a new name")
+    func unrecordedGenerationThenSameContent() async throws {
+        let harness = PipelineHarness()
+        harness.addDomain(metadata: PipelineHarness.metadata(role: "web"))
+        let first = try #require(await harness.run().applied)
+        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.contextMetadata = PipelineHarness.metadata(role: "db") }
+        harness.hypervisor.fail(.setAppliedMetadata, times: nil, kind: .permanent)
+        let second = try #require(await harness.run(trigger: .metadataChanged).applied)
+        #expect(second.generation == 2)
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveAppliedState == first, "the record is stale")
+
+        harness.hypervisor.clearFailures()
+        let third = try #require(await harness.run(trigger: .reconcile).applied)
+        #expect(third.generation == 3, "past the generation actually attached")
+        #expect(third.imagePath != second.imagePath)
+        #expect(harness.store.removedPaths == [first.imagePath, second.imagePath])
+        #expect(harness.store.images.keys.sorted() == [third.imagePath])
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveAppliedState == third)
+    }
+
+    @Test(
+        "the domain vanishes mid-pipeline: skipped as gone, the new image discarded",
+        arguments: [FakeHypervisor.Operation.changeMedia, .detachDrive, .attachDrive])
+    func goneMidPipeline(operation: FakeHypervisor.Operation) async throws {
+        let harness = PipelineHarness(deviceMode: operation == .changeMedia ? .mediaChange : .scsiReplace)
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        harness.hypervisor.fail(operation, times: 1, vanishes: true)
+        let report = await harness.run()
+
+        #expect(report.outcome == .skipped(.gone))
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid) == nil)
+        let new = PipelineHarness.directory + "/" + (try #require(harness.store.writtenNames.first))
+        #expect(harness.store.removedPaths == [new])
+        #expect(harness.store.images.keys.sorted() == [old], "the old image is left for the collector")
+        #expect(harness.sleeper.durations.isEmpty)
+    }
+}
+
+// MARK: - SCSI replace
+
+@Suite("Pipeline: SCSI replace")
+struct PipelineSCSITests {
+    @Test("scsi-replace detaches the old drive, attaches the new one and updates the config")
+    func replace() async throws {
+        let harness = PipelineHarness(deviceMode: .scsiReplace)
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(
+            harness.hypervisor.calls.map(\.description) == [
+                "snapshot",
+                "detachDrive(live) sdb <- \(old)",
+                "attachDrive(live) sdb <- \(applied.imagePath)",
+                "changeMedia(config) sdb <- \(applied.imagePath)",
+                "setAppliedMetadata(live+config)",
+            ])
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sdb")?.source == applied.imagePath)
+        #expect(domain.liveDrive("sdb")?.details == PipelineHarness.scsi().details)
+        #expect(domain.configDrive("sdb")?.source == applied.imagePath)
+        #expect(harness.store.removedPaths == [old])
+        #expect(report.warnings.isEmpty)
+    }
+
+    @Test(
+        "detach succeeds, attach fails: the old drive is put back, the new file discarded",
+        arguments: [(HypervisorError.Kind.permanent, 1), (.transient, 5)])
+    func attachFails(kind: HypervisorError.Kind, times: Int) async throws {
+        let harness = PipelineHarness(deviceMode: .scsiReplace)
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        harness.hypervisor.fail(.attachDrive, times: times, kind: kind)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .insert)
+        #expect(failure.transient == (kind == .transient))
+        #expect(report.warnings.contains { $0.contains("old one was put back") })
+        let attaches = harness.hypervisor.calls(.attachDrive)
+        #expect(attaches.count == times + 1)
+        #expect(attaches.last?.source == old)
+        #expect(attaches.last?.succeeded == true)
+
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sdb")?.source == old)
+        #expect(domain.configDrive("sdb")?.source == old)
+        let new = PipelineHarness.directory + "/" + (try #require(harness.store.writtenNames.first))
+        #expect(harness.store.removedPaths == [new])
+        #expect(await harness.store.exists(path: old))
+        #expect(harness.hypervisor.calls(.setAppliedMetadata).isEmpty)
+    }
+
+    @Test("detach fails: the old drive is still there and nothing is attached")
+    func detachFails() async throws {
+        let harness = PipelineHarness(deviceMode: .scsiReplace)
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        harness.hypervisor.fail(.detachDrive, times: nil, kind: .permanent)
+        let report = await harness.run()
+        #expect(report.failure?.phase == .insert)
+        #expect(harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sdb")?.source == old)
+        #expect(harness.store.images.keys.sorted() == [old])
+    }
+
+    @Test("scsi-replace on a SATA drive falls back to a media change, with a warning")
+    func sataFallsBack() async throws {
+        let harness = PipelineHarness(deviceMode: .scsiReplace)
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.sata())
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(report.warnings.count == 1)
+        #expect(report.warnings.first?.contains("scsi-replace") == true)
+        #expect(harness.hypervisor.calls(.detachDrive).isEmpty)
+        #expect(harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(harness.hypervisor.calls(.changeMedia).map(\.scope) == [.live, .config])
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == applied.imagePath)
+        #expect(harness.store.removedPaths == [old])
+    }
+}
