@@ -195,6 +195,19 @@ final class EventCollector: Sendable {
         }
     }
 
+    /// Waits until an event of the domain matches, or the timeout passed; returns all its events.
+    func waitUntil(
+        domain uuid: String, timeout: Duration = .seconds(10), _ matches: (DomainEventKind) -> Bool
+    ) async -> [DomainEventKind] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let kinds = kinds(of: uuid)
+            if kinds.contains(where: matches) { return kinds }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return kinds(of: uuid)
+    }
+
     /// Waits until `count` events of the domain arrived, or the timeout passed; returns them.
     func waitFor(domain uuid: String, count: Int, timeout: Duration = .seconds(10)) async -> [DomainEventKind] {
         let deadline = ContinuousClock.now + timeout
