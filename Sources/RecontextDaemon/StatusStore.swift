@@ -29,6 +29,14 @@ public struct StatusStore: Sendable {
         public var skipReason: String?
         public var warnings: [String]
         public var timingsMilliseconds: [String: Double]
+
+        enum CodingKeys: String, CodingKey {
+            case uuid, name, result, trigger, time, generation, image, phase, error, transient, warnings
+            case runID = "run_id"
+            case contentHash = "content_hash"
+            case skipReason = "skip_reason"
+            case timingsMilliseconds = "timings_ms"
+        }
     }
 
     /// Creates the store (and its directory, mode 0750).
@@ -83,14 +91,12 @@ public struct StatusStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         return encoder
     }()
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
     }()
 }
