@@ -5,6 +5,10 @@ import RecontextCore
 import RecontextDaemon
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `recontextd run`.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,6 +17,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
+        unblockSignals()
         let configuration = try global.loadConfiguration()
         let logger = global.bootstrapLogging(configuration)
         let daemon: Daemon
@@ -159,4 +164,13 @@ func describe(_ report: RunReport) -> String {
     line += " [\(timings); total \(total) ms]"
     for warning in report.warnings { line += "\n  warning: \(warning)" }
     return line
+}
+
+/// Clears an inherited signal mask. A parent that starts us from a thread blocking signals (as
+/// Foundation's `Process` does from a dispatch thread) would otherwise leave SIGTERM and SIGHUP
+/// blocked, and the daemon would neither stop nor reload.
+func unblockSignals() {
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    pthread_sigmask(SIG_SETMASK, &empty, nil)
 }

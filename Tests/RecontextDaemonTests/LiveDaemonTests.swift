@@ -234,6 +234,71 @@ struct LiveDaemonTests {
         #expect(unknown.standardError.contains("no-such-domain"))
     }
 
+    @Test("libvirtd restarts: the daemon reconnects, subscribes again and reconciles what it missed")
+    func reconnect() async throws {
+        var configuration = LibvirtTestHost.Configuration.numbered(8)
+        configuration.sharedDirectories = [TestDirectories.sharedImages]
+        let host = try await LibvirtTestHost.start(configuration)
+        defer { host.stopBlocking() }
+        let setup = try Setup("daemon-reconnect", host: host)
+        try setup.writeConfig(endpoint: "http://mon-r.example:9090")
+        let name = "reconnect-\(UUID().uuidString.prefix(6).lowercased())"
+        try Self.defineVM(host, name, source: nil)
+        try Self.setContext(host, name, Self.contextMetadata, live: false)
+        _ = try host.virsh(["start", name])
+
+        let daemon = try RecontextdProcess(["run"] + setup.globalArguments)
+        let connection = try Connection.open(host.uri)
+        let first = try #require(try await Self.waitForImage(connection, name, directory: setup.images), "\(daemon.logText)")
+        connection.close()
+
+        // Restart libvirtd and change the metadata at once: the change happens while the daemon
+        // is disconnected or just reconnecting, so its event may be missed; the reconcile after
+        // the reconnect must make it good either way.
+        try host.restartLibvirtd()
+        try Self.setContext(host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">cache<"), live: true)
+        #expect(await daemon.waitForLog("reconnected to libvirt"), "\(daemon.logText)")
+        let again = try Connection.open(host.uri)
+        defer { again.close() }
+        let second = try #require(try await Self.waitForImage(again, name, directory: setup.images, other: first), "\(daemon.logText)")
+        #expect(try ContextImageReader.read(second).text("etc/monitoring.conf").contains("role=cache"))
+
+        // Events flow again after the reconnect.
+        try Self.setContext(host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">queue<"), live: true)
+        let third = try #require(try await Self.waitForImage(again, name, directory: setup.images, other: second))
+        #expect(try ContextImageReader.read(third).text("etc/monitoring.conf").contains("role=queue"))
+        #expect(await daemon.stop() == 0)
+        _ = try? host.virsh(["destroy", name])
+    }
+
+    @Test("the periodic reconcile puts the desired image back when someone swapped the media by hand")
+    func periodicReconcile() async throws {
+        let host = try await SharedLibvirtHost.shared.get()
+        let setup = try Setup("daemon-periodic", host: host)
+        try setup.writeConfig(endpoint: "http://mon-p.example:9090")
+        try String(contentsOfFile: setup.config, encoding: .utf8)
+            .replacingOccurrences(of: "reconcile-interval: 0", with: "reconcile-interval: 1s")
+            .write(toFile: setup.config, atomically: true, encoding: .utf8)
+        let name = "periodic-\(UUID().uuidString.prefix(6).lowercased())"
+        defer { Self.cleanUp(host, [name]) }
+        try Self.defineVM(host, name, source: nil)
+        try Self.setContext(host, name, Self.contextMetadata, live: false)
+        _ = try host.virsh(["start", name])
+        let daemon = try RecontextdProcess(["run"] + setup.globalArguments)
+        let connection = try Connection.open(host.uri)
+        defer { connection.close() }
+        let first = try #require(try await Self.waitForImage(connection, name, directory: setup.images))
+
+        let foreign = setup.directory + "/foreign.iso"
+        try TestDirectories.writeMedia(foreign, tag: "foreign")
+        _ = try host.virsh(["change-media", name, "sda", foreign, "--update", "--live"])
+        #expect(try connection.domain(named: name).cdroms().first?.sourceFile == foreign)
+        let restored = try #require(try await Self.waitForImage(connection, name, directory: setup.images, other: first, timeout: .seconds(20)))
+        #expect(try ContextImageReader.read(restored).generation["generation"] as? Int == 2)
+        #expect(FileManager.default.fileExists(atPath: foreign), "an image that is not ours is never removed")
+        #expect(await daemon.stop() == 0)
+    }
+
     @Test("check-config lists every problem with file, line and key, and exits 78")
     func checkConfig() throws {
         let path = NSTemporaryDirectory() + "/recontextd-bad-\(UUID().uuidString).yaml"
