@@ -63,12 +63,19 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
             let domain = try connection.domain(uuid: uuid)
             let state = try domain.state()
             let persistent = try domain.isPersistent()
+            let runState = DomainSnapshot.RunState(state.state)
+            guard runState == .running || runState == .paused else {
+                // A domain that is not running has no live definition to read; nothing to do.
+                return DomainSnapshot(
+                    identity: DomainIdentity(name: domain.name, uuid: domain.uuid), state: runState,
+                    isPersistent: persistent, drives: [], contextMetadata: nil, appliedMetadata: nil)
+            }
             let drives = try domain.cdroms().map(ContextDrive.init)
             let context = try domain.metadata(namespace: ContextMetadata.namespaceURI, impact: .live)
             let applied = try domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)
             return DomainSnapshot(
                 identity: DomainIdentity(name: domain.name, uuid: domain.uuid),
-                state: DomainSnapshot.RunState(state.state), isPersistent: persistent, drives: drives,
+                state: runState, isPersistent: persistent, drives: drives,
                 contextMetadata: context, appliedMetadata: applied)
         }
     }
