@@ -177,8 +177,8 @@ struct PipelineFailureTests {
         #expect(domain.liveAppliedState?.generation == 1)
     }
 
-    @Test("without an applied record, a failed insert never discards the attached image (the new name differs)")
-    func lostRecordThenInsertFails() async throws {
+    @Test("without an applied record, an attached image with the desired content is kept and recorded again")
+    func lostRecordSameContent() async throws {
         let harness = PipelineHarness()
         harness.addDomain()
         let first = try #require(await harness.run().applied)
@@ -186,19 +186,26 @@ struct PipelineFailureTests {
             $0.liveApplied = nil
             $0.configApplied = nil
         }
+        // Were the content built again, this swap would fail; it must not even be tried.
         harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .permanent)
         let report = await harness.run()
 
-        #expect(report.failure?.phase == .insert)
-        let written = harness.store.writtenNames.map { PipelineHarness.directory + "/" + $0 }
-        #expect(written.count == 2)
-        #expect(written.last != first.imagePath, "a new file name, never the attached one")
+        guard case .unchanged(let state) = report.outcome else {
+            Issue.record("expected unchanged, got \(report.outcome)")
+            return
+        }
+        #expect(state.generation == first.generation)
+        #expect(state.imagePath == first.imagePath)
+        #expect(harness.store.writtenNames.count == 1, "nothing built again")
         #expect(await harness.store.exists(path: first.imagePath))
-        #expect(!harness.store.removalRequests.contains(first.imagePath))
-        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == first.imagePath)
+        #expect(harness.store.removalRequests.isEmpty)
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == first.imagePath)
+        #expect(domain.liveAppliedState?.generation == first.generation, "the record is written again")
+        #expect(domain.liveAppliedState?.imagePath == first.imagePath)
     }
 
-    @Test("after the applied record could not be written, the next run still swaps to a new name")
+    @Test("after the applied record could not be written, the next run records it without a new image")
     func unrecordedGenerationThenSameContent() async throws {
         let harness = PipelineHarness()
         harness.addDomain(metadata: PipelineHarness.metadata(role: "web"))
@@ -210,12 +217,24 @@ struct PipelineFailureTests {
         #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveAppliedState == first, "the record is stale")
 
         harness.hypervisor.clearFailures()
-        let third = try #require(await harness.run(trigger: .reconcile).applied)
-        #expect(third.generation == 3, "past the generation actually attached")
-        #expect(third.imagePath != second.imagePath)
-        #expect(harness.store.removedPaths == [first.imagePath, second.imagePath])
-        #expect(harness.store.images.keys.sorted() == [third.imagePath])
-        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveAppliedState == third)
+        let third = await harness.run(trigger: .reconcile)
+        guard case .unchanged(let state) = third.outcome else {
+            Issue.record("expected unchanged, got \(third.outcome)")
+            return
+        }
+        #expect(state.generation == 2)
+        #expect(state.imagePath == second.imagePath)
+        #expect(harness.store.removedPaths == [first.imagePath])
+        #expect(harness.store.images.keys.sorted() == [second.imagePath])
+        let recorded = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveAppliedState)
+        #expect(recorded.generation == 2)
+        #expect(recorded.imagePath == second.imagePath)
+
+        // A real change after that continues past the attached generation, under a new name.
+        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.contextMetadata = PipelineHarness.metadata(role: "cache") }
+        let fourth = try #require(await harness.run(trigger: .metadataChanged).applied)
+        #expect(fourth.generation == 3)
+        #expect(fourth.imagePath != second.imagePath)
     }
 
     @Test(

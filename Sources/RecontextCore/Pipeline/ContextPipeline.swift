@@ -215,11 +215,35 @@ private final class Run {
 
         var drive = desired.drive
         let oldSource = drive.source
-        if let applied = desired.applied, applied.contentHash == desired.context.contentHash,
-            applied.host == settings.host.name, oldSource == applied.imagePath,
-            await pipeline.images.exists(path: applied.imagePath)
+        // Skip when the attached image is ours and already holds the desired content: its name
+        // carries the content hash (which covers the host's facts and name). If the recorded
+        // applied state does not say so (a previous run could not record it), record it now
+        // instead of building the same content again under a new generation.
+        if let oldSource, let attached = parsedImage(oldSource, domain: snapshot.identity),
+            desired.context.contentHash.hasPrefix(attached.hashPrefix),
+            await pipeline.images.exists(path: oldSource)
         {
-            return report(.unchanged(applied))
+            let current = AppliedState(
+                generation: attached.generation, contentHash: desired.context.contentHash, host: settings.host.name,
+                time: desired.applied?.time ?? Date(), imagePath: oldSource, format: desired.context.format)
+            if let applied = desired.applied, applied.contentHash == current.contentHash, applied.host == current.host,
+                applied.imagePath == current.imagePath, applied.generation == current.generation
+            {
+                return report(.unchanged(applied))
+            }
+            var recorded = current
+            recorded.time = Date()
+            let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
+            do {
+                try await timed(.insert) { () async throws(HypervisorError) in
+                    try await retrying("record applied state") { () async throws(HypervisorError) in
+                        try await hypervisor.setAppliedMetadata(AppliedMetadata.serialize(recorded), of: snapshot.identity, scope: scope)
+                    }
+                }
+            } catch {
+                warnings.append("the attached image is current but its applied state could not be recorded: \(error)")
+            }
+            return report(.unchanged(recorded))
         }
 
         // MARK: build
@@ -332,11 +356,17 @@ private final class Run {
     /// The generation in the name of `path` when it is one of this domain's images in our
     /// directory, else `nil`.
     func generation(of path: String, domain: DomainIdentity) -> UInt64? {
+        parsedImage(path, domain: domain)?.generation
+    }
+
+    /// The generation and content-hash prefix of `path` when it is one of this domain's images
+    /// directly in our directory.
+    func parsedImage(_ path: String, domain: DomainIdentity) -> (generation: UInt64, hashPrefix: String)? {
         let directory = pipeline.images.directory.hasSuffix("/") ? pipeline.images.directory : pipeline.images.directory + "/"
         guard path.hasPrefix(directory) else { return nil }
         let name = String(path.dropFirst(directory.count))
         guard !name.contains("/"), let parsed = ImageNaming.parse(name), parsed.uuid == domain.uuid else { return nil }
-        return parsed.generation
+        return (parsed.generation, parsed.hashPrefix)
     }
 
     /// Puts the old drive back after a failed SCSI attach, so the VM keeps a context image.

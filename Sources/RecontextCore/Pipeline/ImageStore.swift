@@ -62,8 +62,9 @@ public enum ImageNaming {
         "\(domain.uuid)-g\(generation)-\(contentHash.prefix(12)).iso"
     }
 
-    /// Parses an image file name into the domain UUID and generation, or `nil` if it is not ours.
-    public static func parse(_ name: String) -> (uuid: String, generation: UInt64)? {
+    /// Parses an image file name into the domain UUID, generation and content-hash prefix, or
+    /// `nil` if it is not one of ours.
+    public static func parse(_ name: String) -> (uuid: String, generation: UInt64, hashPrefix: String)? {
         guard name.hasSuffix(".iso"), name.utf8.count > 36 + 2 else { return nil }
         let uuid = String(name.prefix(36))
         guard uuid.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
@@ -72,7 +73,9 @@ public enum ImageNaming {
         let rest = name.dropFirst(36).dropLast(4)  // "-g<gen>-<hash>"
         guard rest.hasPrefix("-g") else { return nil }
         let parts = rest.dropFirst(2).split(separator: "-")
-        guard parts.count == 2, let generation = UInt64(parts[0]), parts[1].count == 12 else { return nil }
-        return (uuid, generation)
+        guard parts.count == 2, let generation = UInt64(parts[0]), parts[1].count == 12,
+            parts[1].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
+        else { return nil }
+        return (uuid, generation, String(parts[1]))
     }
 }
