@@ -87,12 +87,12 @@ struct LiveDeviceTests {
         #expect(cdrom.address["type"] == "drive")
 
         try domain.detachDevice(xml: cdrom.xml(source: old), impact: [.live])
-        let afterDetach = await events.waitUntil(domain: domain.uuid) { $0 == .deviceRemoved(deviceAlias: alias) }
+        let afterDetach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) { $0 == .deviceRemoved(deviceAlias: alias) }
         #expect(afterDetach.contains(.deviceRemoved(deviceAlias: alias)), "events: \(afterDetach)")
         #expect(try domain.cdroms().isEmpty)
 
         try domain.attachDevice(xml: cdrom.xml(source: new), impact: [.live])
-        let afterAttach = await events.waitUntil(domain: domain.uuid) { if case .deviceAdded = $0 { true } else { false } }
+        let afterAttach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) { if case .deviceAdded = $0 { true } else { false } }
         #expect(afterAttach.contains { if case .deviceAdded = $0 { true } else { false } }, "events: \(afterAttach)")
         let attached = try #require(try domain.cdroms().first)
         #expect(attached.sourceFile == new)
