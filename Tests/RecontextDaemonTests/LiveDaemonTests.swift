@@ -117,6 +117,7 @@ struct LiveDaemonTests {
     func startMetadataReload() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let setup = try Setup("daemon-start", host: host)
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
         try setup.writeConfig(endpoint: "http://mon-a.example:9090")
         let suffix = UUID().uuidString.prefix(6).lowercased()
         let managed = "managed-\(suffix)"
@@ -195,6 +196,7 @@ struct LiveDaemonTests {
     func applyRenderStatus() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let setup = try Setup("daemon-cli", host: host)
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
         try setup.writeConfig(endpoint: "http://mon-c.example:9090")
         let name = "cli-\(UUID().uuidString.prefix(6).lowercased())"
         defer { Self.cleanUp(host, [name]) }
@@ -259,6 +261,7 @@ struct LiveDaemonTests {
         let host = try await LibvirtTestHost.start(configuration)
         defer { host.stopBlocking() }
         let setup = try Setup("daemon-reconnect", host: host)
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
         try setup.writeConfig(endpoint: "http://mon-r.example:9090")
         let name = "reconnect-\(UUID().uuidString.prefix(6).lowercased())"
         try Self.defineVM(host, name, source: nil)
@@ -297,6 +300,7 @@ struct LiveDaemonTests {
     func periodicReconcile() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let setup = try Setup("daemon-periodic", host: host)
+        defer { try? FileManager.default.removeItem(atPath: setup.directory) }
         try setup.writeConfig(endpoint: "http://mon-p.example:9090")
         try String(contentsOfFile: setup.config, encoding: .utf8)
             .replacingOccurrences(of: "reconcile-interval: 0", with: "reconcile-interval: 1s")

@@ -36,6 +36,7 @@ struct LiveDeviceTests {
     func mediaChange(bus: LibvirtTestHost.CDROM.Bus, target: String) async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let directory = try TestDirectories.makeImageDirectory("media-\(bus.rawValue)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let old = directory + "/old.iso"
         let new = directory + "/new.iso"
         try TestDirectories.writeMedia(old, tag: "old")
@@ -71,6 +72,7 @@ struct LiveDeviceTests {
     func scsiDetachAttach() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let directory = try TestDirectories.makeImageDirectory("scsi-replace")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let old = directory + "/old.iso"
         let new = directory + "/new.iso"
         try TestDirectories.writeMedia(old, tag: "old")
@@ -104,6 +106,7 @@ struct LiveDeviceTests {
     func sataHotplugRefused() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let directory = try TestDirectories.makeImageDirectory("sata-hotplug")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let old = directory + "/old.iso"
         try TestDirectories.writeMedia(old, tag: "old")
         let connection = try Connection.open(host.uri)
@@ -127,6 +130,7 @@ struct LiveDeviceTests {
     func liveMetadata() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let directory = try TestDirectories.makeImageDirectory("metadata")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let old = directory + "/old.iso"
         try TestDirectories.writeMedia(old, tag: "old")
         let connection = try Connection.open(host.uri)
