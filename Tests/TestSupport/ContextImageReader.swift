@@ -56,6 +56,14 @@ public enum ProcessRunner {
         public var standardError: String
         public var standardOutput: String
         public var description: String { "\(command) exited \(status): \(standardError)\(standardOutput)" }
+
+        /// Creates a failure description.
+        public init(command: String, status: Int32, standardError: String, standardOutput: String) {
+            self.command = command
+            self.status = status
+            self.standardError = standardError
+            self.standardOutput = standardOutput
+        }
     }
 
     /// Runs `executable` with `arguments`; throws ``Failure`` on a non-zero exit.

@@ -32,11 +32,25 @@ public final class RecontextdProcess: @unchecked Sendable {
         try ProcessRunner.runAllowingFailure(binary, arguments)
     }
 
+    /// The daemon's own PID: the process's, or, when run on a test host, the child `nsenter`
+    /// forked into the host's namespaces.
+    private let daemonPID: Int32
+
     /// Starts `recontextd ARGUMENTS` (e.g. `run --config …`).
-    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    ///
+    /// With `host`, it runs "on" that host: inside its mount, UTS and PID namespaces (through
+    /// `nsenter`), where `qemu:///system` is that host's libvirtd, as a daemon installed there
+    /// would. It then also dies with the host if the test process dies.
+    public init(_ arguments: [String], on host: LibvirtTestHost? = nil, environment: [String: String] = [:]) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        if let host {
+            let command = host.onHostArguments([Self.binary] + arguments)
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "JOURNAL_STREAM")
         env.removeValue(forKey: "NOTIFY_SOCKET")
@@ -57,14 +71,34 @@ public final class RecontextdProcess: @unchecked Sendable {
             log.text.withLock { $0 += chunk }
         }
         try process.run()
+        guard host != nil, host?.usesPIDNamespace == true else {
+            daemonPID = process.processIdentifier
+            return
+        }
+        // nsenter --pid forks: the daemon is its child.
+        let parent = process.processIdentifier
+        var child: Int32 = 0
+        for _ in 0..<500 {
+            if let text = try? String(contentsOfFile: "/proc/\(parent)/task/\(parent)/children", encoding: .utf8),
+                let first = text.split(separator: " ").first, let pid = Int32(first)
+            {
+                child = pid
+                break
+            }
+            usleep(2_000)
+        }
+        daemonPID = child > 0 ? child : parent
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning {
+            kill(daemonPID, SIGKILL)
+            kill(process.processIdentifier, SIGKILL)
+        }
     }
 
-    /// The process ID.
-    public var pid: Int32 { process.processIdentifier }
+    /// The daemon's process ID, as seen from the test.
+    public var pid: Int32 { daemonPID }
 
     /// Everything logged so far.
     public var logText: String { log.text.withLock { $0 } }
@@ -83,7 +117,7 @@ public final class RecontextdProcess: @unchecked Sendable {
 
     /// Sends a signal by PID.
     public func signal(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if process.isRunning { kill(daemonPID, signal) }
     }
 
     /// SIGTERM, then waits for the exit; SIGKILL after the timeout. Returns the exit status.
@@ -93,6 +127,7 @@ public final class RecontextdProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning {
+            kill(daemonPID, SIGKILL)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }

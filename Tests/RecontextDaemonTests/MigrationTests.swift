@@ -1,0 +1,275 @@
+import Foundation
+import RecontextCore
+import TestSupport
+import Testing
+import Virt
+
+/// Live migration between two real libvirt hosts on this machine, each with its own recontextd
+/// (running "on" the host, inside its namespaces) and its own host facts.
+///
+/// Firmware-only VMs (they sit in SeaBIOS) under KVM: events, media changes and migration behave
+/// as with a full guest; the guest's own view is tested with a Linux guest elsewhere.
+@Suite(
+    "live migration between two real libvirt hosts",
+    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+struct MigrationTests {
+    /// Two hosts, a recontextd on each, one image directory at the same path.
+    final class TwoHosts: @unchecked Sendable {
+        // @unchecked Sendable: used by one test at a time; all members are set in init.
+        let a: LibvirtTestHost
+        let b: LibvirtTestHost
+        let daemonA: RecontextdProcess
+        let daemonB: RecontextdProcess
+        let root: String
+        let images: String
+        let connectionA: Connection
+        let connectionB: Connection
+
+        static let endpointA = "http://monitor-a.example:9090"
+        static let endpointB = "http://monitor-b.example:9090"
+
+        init(_ label: String) async throws {
+            root = try TestDirectories.makeImageDirectory(label)
+            images = root + "/images"
+            var configurationA = LibvirtTestHost.Configuration.numbered(11)
+            var configurationB = LibvirtTestHost.Configuration.numbered(12)
+            configurationA.hostname = "mig-host-a"
+            configurationB.hostname = "mig-host-b"
+            configurationA.sharedDirectories = [TestDirectories.sharedImages]
+            configurationB.sharedDirectories = [TestDirectories.sharedImages]
+            configurationA.extraHosts = [configurationB.address: configurationB.hostname]
+            configurationB.extraHosts = [configurationA.address: configurationA.hostname]
+            async let startA = LibvirtTestHost.start(configurationA)
+            async let startB = LibvirtTestHost.start(configurationB)
+            a = try await startA
+            b = try await startB
+            try Self.writeConfig(root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images)
+            try Self.writeConfig(root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images)
+            daemonA = try RecontextdProcess(["run", "--config", root + "/a.yaml", "--state-dir", root + "/state-a"], on: a)
+            daemonB = try RecontextdProcess(["run", "--config", root + "/b.yaml", "--state-dir", root + "/state-b"], on: b)
+            connectionA = try Connection.open(a.uri)
+            connectionB = try Connection.open(b.uri)
+            guard await daemonA.waitForLog("connected to libvirt"), await daemonB.waitForLog("connected to libvirt") else {
+                throw ProcessRunner.Failure(
+                    command: "recontextd run", status: -1, standardError: daemonA.logText + daemonB.logText, standardOutput: "")
+            }
+        }
+
+        static func writeConfig(_ path: String, host: String, endpoint: String, images: String) throws {
+            try """
+            libvirt:
+              uri: qemu:///system
+            images:
+              directory: \(images)
+              mode: "0644"
+            host:
+              name: \(host)
+              variables:
+                monitoring_endpoint: \(endpoint)
+            pipeline:
+              reconcile-interval: 0
+              retry:
+                initial-backoff: 50ms
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+
+        func stop() async {
+            connectionA.close()
+            connectionB.close()
+            await daemonA.stop()
+            await daemonB.stop()
+            await a.stop()
+            await b.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+
+        /// Defines (or, transient, creates) and starts a VM on A with context metadata.
+        func startVM(_ name: String, bus: LibvirtTestHost.CDROM.Bus, persistent: Bool = true) throws {
+            let xml = LibvirtTestHost.minimalDomainXML(
+                name: name, cdroms: [.init(bus: bus, target: bus == .ide ? "hdc" : "sda", source: nil)],
+                type: LibvirtTestHost.preferredDomainType)
+            let metadata = """
+                <context format="nocloud"><file path="etc/monitoring.conf" template="yes">endpoint={{host.monitoring_endpoint}}</file></context>
+                """
+            if persistent {
+                let domain = try connectionA.defineDomain(xml: xml)
+                try domain.setMetadata(metadata, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+                try domain.start()
+            } else {
+                // A transient domain carries its metadata from creation on.
+                let withMetadata = xml.replacingOccurrences(
+                    of: "</vcpu>\n",
+                    with: "</vcpu>\n  <metadata><recontext:context xmlns:recontext='\(ContextMetadata.namespaceURI)' format='nocloud'><recontext:file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</recontext:file></recontext:context></metadata>\n"
+                )
+                _ = try connectionA.createDomain(xml: withMetadata)
+            }
+        }
+
+        func migrate(_ name: String, from source: LibvirtTestHost, to destination: LibvirtTestHost, persistent: Bool, p2p: Bool) throws {
+            var arguments = ["migrate", "--live"]
+            if persistent { arguments += ["--persistent", "--undefinesource"] }
+            if p2p { arguments.append("--p2p") }
+            arguments += [name, p2p ? destination.peerURI : destination.uri]
+            _ = try source.virsh(arguments)
+        }
+    }
+
+    /// What a host's domain holds after recontextd is done with it.
+    struct Attached {
+        let path: String
+        let endpoint: String
+        let generation: Int
+        let host: String
+    }
+
+    /// Waits until the domain on `connection` holds an image of ours with `endpoint` in it.
+    static func waitForEndpoint(
+        _ connection: Connection, _ name: String, images: String, endpoint: String, timeout: Duration = .seconds(30)
+    ) async throws -> Attached? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let source = try? connection.domain(named: name).cdroms().first?.sourceFile, source.hasPrefix(images + "/"),
+                let image = try? ContextImageReader.read(source), image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
+            {
+                return Attached(
+                    path: source, endpoint: endpoint, generation: image.generation["generation"] as? Int ?? -1,
+                    host: image.generation["host"] as? String ?? "")
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return nil
+    }
+
+    static func occurrences(_ fragment: String, in text: String) -> Int {
+        text.components(separatedBy: fragment).count - 1
+    }
+
+    @Test(
+        "a VM migrated A to B gets B's facts (live and config), a new generation, B in its applied state; the old image is gone; A does nothing",
+        arguments: [
+            (LibvirtTestHost.CDROM.Bus.sata, true, false), (.ide, true, false), (.scsi, true, false),
+            (.sata, false, false), (.scsi, true, true), (.ide, false, true),
+        ])
+    func migrateAtoB(bus: LibvirtTestHost.CDROM.Bus, persistent: Bool, p2p: Bool) async throws {
+        let hosts = try await TwoHosts("mig-\(bus.rawValue)-\(persistent ? "p" : "t")-\(p2p ? "p2p" : "cm")")
+        let name = "mig-\(bus.rawValue)-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            try hosts.startVM(name, bus: bus, persistent: persistent)
+            let onA = try #require(
+                try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
+                "\(hosts.daemonA.logText)")
+            #expect(onA.host == "mig-host-a")
+            let uuid = try hosts.connectionA.domain(named: name).uuid
+            let appliedOnABefore = Self.occurrences("context applied", in: hosts.daemonA.logText)
+
+            try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: persistent, p2p: p2p)
+
+            let onB = try #require(
+                try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB),
+                "\(hosts.daemonB.logText)")
+            #expect(onB.generation == onA.generation + 1)
+            #expect(onB.host == "mig-host-b")
+            let domainB = try hosts.connectionB.domain(named: name)
+            let applied = try AppliedMetadata.parse(try #require(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)))
+            #expect(applied.host == "mig-host-b")
+            #expect(applied.generation == UInt64(onB.generation))
+            if persistent {
+                #expect(try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image")
+                #expect(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .config) != nil)
+            }
+            #expect(!FileManager.default.fileExists(atPath: onA.path), "A's image is removed once B's is attached")
+            // The source's daemon did nothing for the VM that left.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(Self.occurrences("context applied", in: hosts.daemonA.logText) == appliedOnABefore, "\(hosts.daemonA.logText)")
+            #expect((try? hosts.connectionA.domain(uuid: uuid).isActive()) != true)
+            _ = try? hosts.b.virsh(["destroy", name])
+            _ = try? hosts.b.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
+        }
+        await hosts.stop()
+    }
+
+    @Test("A to B and back to A: each arrival gets the arrival host's facts and the next generation")
+    func roundTrip() async throws {
+        let hosts = try await TwoHosts("mig-roundtrip")
+        let name = "roundtrip-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            try hosts.startVM(name, bus: .sata)
+            let first = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: false)
+            let second = try #require(try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB))
+            try hosts.migrate(name, from: hosts.b, to: hosts.a, persistent: true, p2p: true)
+            let third = try #require(
+                try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
+                "\(hosts.daemonA.logText)")
+            let generations: [Int] = [first.generation, second.generation, third.generation]
+            #expect(generations == [1, 2, 3])
+            #expect(third.host == "mig-host-a")
+            #expect(!FileManager.default.fileExists(atPath: second.path))
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
+        }
+        await hosts.stop()
+    }
+
+    @Test("a VM that was paused when it migrated gets B's image while it stays paused")
+    func pausedMigration() async throws {
+        let hosts = try await TwoHosts("mig-paused")
+        let name = "paused-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            try hosts.startVM(name, bus: .sata)
+            _ = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            _ = try hosts.a.virsh(["suspend", name])
+            try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: false)
+            let onB = try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB)
+            #expect(onB != nil, "\(hosts.daemonB.logText)")
+            #expect(try hosts.connectionB.domain(named: name).state().state == .paused)
+            #expect(hosts.daemonB.logText.contains("run.trigger=arrived-paused"), "\(hosts.daemonB.logText)")
+            _ = try? hosts.b.virsh(["destroy", name])
+            _ = try? hosts.b.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
+        }
+        await hosts.stop()
+    }
+
+    @Test("an aborted migration changes nothing on either host")
+    func abortedMigration() async throws {
+        let hosts = try await TwoHosts("mig-aborted")
+        let name = "aborted-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            try hosts.startVM(name, bus: .sata)
+            let onA = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            let appliedBefore = Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText)
+
+            // 1 MiB/s: 128 MiB of guest memory take minutes; abort after the destination started.
+            let migration = Task.detached {
+                try? hosts.a.virsh(["migrate", "--live", "--persistent", "--undefinesource", "--bandwidth", "1", name, hosts.b.uri])
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline, (try? hosts.connectionB.domain(named: name)) == nil {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try hosts.a.virsh(["domjobabort", name])
+            _ = await migration.value
+            try await Task.sleep(for: .milliseconds(500))
+
+            let stillOnB = (try? hosts.connectionB.domain(named: name)) != nil
+            #expect(!stillOnB, "the domain vanished from B")
+            let domainA = try hosts.connectionA.domain(named: name)
+            #expect(try domainA.state().state == .running)
+            #expect(try domainA.cdroms().first?.sourceFile == onA.path)
+            #expect(FileManager.default.fileExists(atPath: onA.path))
+            #expect(Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText) == appliedBefore)
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
+        }
+        await hosts.stop()
+    }
+}
