@@ -4,7 +4,8 @@ import PackageDescription
 /// recontextd: rebuilds a VM's context CD-ROM with this host's facts whenever the VM arrives.
 ///
 /// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder) → RecontextDaemon (glue);
-/// RecontextCore (model and pipeline) imports neither C nor the wrappers.
+/// RecontextCore (model and pipeline) imports neither C nor the wrappers. CSystemd (journal and
+/// sd_notify, two calls) is small enough that the glue imports it directly, as `internal import`.
 let package = Package(
     name: "recontextd",
     platforms: [.macOS(.v14)],
@@ -18,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // MARK: - C libraries (Modules/)
@@ -32,6 +35,12 @@ let package = Package(
             path: "Modules/CLibisofs",
             pkgConfig: "libisofs-1",
             providers: [.apt(["libisofs-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            path: "Modules/CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
         ),
 
         // MARK: - Safe wrappers
@@ -60,7 +69,10 @@ let package = Package(
                 "Virt",
                 "ISOBuilder",
                 "RecontextCore",
+                "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -86,7 +98,12 @@ let package = Package(
         .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",
-            dependencies: ["RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "TestSupport"]
+            dependencies: [
+                "RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

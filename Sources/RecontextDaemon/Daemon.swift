@@ -20,6 +20,8 @@ public struct DaemonOptions: Sendable {
     public var stateDirectory: String
     /// `--log-level`: overrides `log.level`.
     public var logLevelOverride: Logger.Level?
+    /// `--log-target`: overrides `log.target`.
+    public var logTargetOverride: DaemonConfiguration.LogTarget?
 
     /// The state directory systemd gives us (`RuntimeDirectory=`), else `/run/recontextd`.
     public static var defaultStateDirectory: String {
@@ -30,12 +32,14 @@ public struct DaemonOptions: Sendable {
     /// Creates options.
     public init(
         configurationPath: String = DaemonConfiguration.defaultPath, uriOverride: String? = nil,
-        stateDirectory: String = DaemonOptions.defaultStateDirectory, logLevelOverride: Logger.Level? = nil
+        stateDirectory: String = DaemonOptions.defaultStateDirectory, logLevelOverride: Logger.Level? = nil,
+        logTargetOverride: DaemonConfiguration.LogTarget? = nil
     ) {
         self.configurationPath = configurationPath
         self.uriOverride = uriOverride
         self.stateDirectory = stateDirectory
         self.logLevelOverride = logLevelOverride
+        self.logTargetOverride = logTargetOverride
     }
 
     /// Loads and validates the configuration file, applying the overrides.
@@ -44,6 +48,7 @@ public struct DaemonOptions: Sendable {
         var configuration = try ConfigurationLoader.load(path: configurationPath, allowMissing: false)
         if let uriOverride { configuration.libvirt.uri = uriOverride }
         if let logLevelOverride { configuration.logLevel = logLevelOverride }
+        if let logTargetOverride { configuration.logTarget = logTargetOverride }
         return configuration
     }
 }
@@ -100,6 +105,8 @@ public final class Daemon: Service, Sendable {
     private let logger: Logger
     private let readiness: @Sendable (ReadinessEvent) -> Void
     private let counterState = Protected(Counters())
+    /// Metrics (events, runs, phase timings, latency, reconnects, reloads).
+    public let metrics: MetricsRecorder
 
     /// What the daemon tells its supervisor (sd_notify) about.
     public enum ReadinessEvent: Sendable, Hashable {
@@ -129,14 +136,18 @@ public final class Daemon: Service, Sendable {
     public var counters: Counters { counterState.withLock { $0 } }
 
     /// Builds a daemon from options and an already validated configuration.
+    /// - Parameters:
+    ///   - readiness: told about readiness, reloads, stopping and status (``Notifier``).
+    ///   - metrics: where events and runs are counted (by default with `MetricsSystem`'s factory).
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public init(
         options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger,
-        readiness: @escaping @Sendable (ReadinessEvent) -> Void = { _ in }
+        readiness: @escaping @Sendable (ReadinessEvent) -> Void = { _ in }, metrics: MetricsRecorder = MetricsRecorder()
     ) throws(ImageStoreError) {
         self.options = options
         self.logger = logger
         self.readiness = readiness
+        self.metrics = metrics
         let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
         self.hypervisor = hypervisor
         let runtime = Protected(try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger))
@@ -150,7 +161,10 @@ public final class Daemon: Service, Sendable {
             concurrency: configuration.pipeline.concurrency,
             runner: { uuid, trigger in
                 let pipeline = runtime.withLock { $0.pipeline }
-                return await lock.withLock(uuid) { await pipeline.run(uuid: uuid, trigger: trigger) }
+                let eventTime = metrics.takePendingEvent(for: uuid)
+                let report = await lock.withLock(uuid) { await pipeline.run(uuid: uuid, trigger: trigger) }
+                metrics.recordRun(report, eventTime: eventTime)
+                return report
             },
             onReport: { report in
                 status.record(report)
@@ -209,7 +223,10 @@ public final class Daemon: Service, Sendable {
                 continue
             }
             backoff = .milliseconds(500)
-            if !first { counterState.withLock { $0.reconnects += 1 } }
+            if !first {
+                counterState.withLock { $0.reconnects += 1 }
+                metrics.recordReconnect()
+            }
             logger.notice(first ? "connected to libvirt" : "reconnected to libvirt", metadata: ["libvirt.uri": "\(hypervisor.uri)"])
             await reconcile(trigger: .reconcile)
             if first {
@@ -220,13 +237,21 @@ public final class Daemon: Service, Sendable {
             }
             for await event in events {
                 counterState.withLock { $0.events += 1 }
+                metrics.recordEvent(event)
                 guard let mapped = HypervisorEvent(event) else { continue }
                 if case .connectionClosed(let reason) = mapped {
                     logger.warning("libvirt connection closed, reconnecting", metadata: ["reason": "\(reason)"])
                     readiness(.status("reconnecting to libvirt"))
                     break
                 }
-                await controller.handle(mapped)
+                // Event-to-inserted latency: the run this event starts takes its receive time.
+                var pending: (uuid: String, time: ContinuousClock.Instant)?
+                if case .domain(let domainEvent) = event,
+                    metrics.notePendingEvent(for: domainEvent.domain.uuid, at: domainEvent.receivedAt)
+                {
+                    pending = (domainEvent.domain.uuid, domainEvent.receivedAt)
+                }
+                if await controller.handle(mapped) == nil, let pending { metrics.dropPendingEvent(for: pending.uuid, at: pending.time) }
             }
         }
     }
@@ -284,6 +309,10 @@ public final class Daemon: Service, Sendable {
         if configuration.pipeline.concurrency != scheduler.concurrency {
             logger.warning("pipeline.concurrency changed; it takes effect at the next restart")
         }
+        let current = self.configuration
+        if configuration.metrics != current.metrics || configuration.logTarget != current.logTarget {
+            logger.warning("metrics.* or log.target changed; they take effect at the next restart")
+        }
         do {
             let next = try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
             runtime.withLock { $0 = next }
@@ -292,6 +321,7 @@ public final class Daemon: Service, Sendable {
             return
         }
         counterState.withLock { $0.reloads += 1 }
+        metrics.recordReload()
         await reconcile(trigger: .reload)
     }
 }

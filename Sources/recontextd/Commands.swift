@@ -20,16 +20,32 @@ struct RunCommand: AsyncParsableCommand {
         unblockSignals()
         let configuration = try global.loadConfiguration()
         let logger = global.bootstrapLogging(configuration)
+        let notifier = Notifier()
+        let exporter = MetricsExporter(configuration: configuration.metrics, logger: logger)
         let daemon: Daemon
         do {
-            daemon = try Daemon(options: global.daemonOptions, configuration: configuration, logger: logger)
+            daemon = try Daemon(
+                options: global.daemonOptions, configuration: configuration, logger: logger,
+                readiness: { notifier($0) }, metrics: exporter.recorder)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(ConfigurationErrors.exitCode)
         }
+        let scheduler = daemon.scheduler
+        exporter.setRefresh {
+            let (depth, active) = await (scheduler.queueDepth, scheduler.activeRuns)
+            exporter.recorder.recordScheduler(queueDepth: depth, activeRuns: active)
+        }
+        // Services stop in reverse order: the daemon drains first, then the last metrics are
+        // written, and the watchdog pings until the end.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let interval = notifier.watchdogInterval {
+            services.append(.init(service: NotifierWatchdog(notifier: notifier, interval: interval) { _ = await scheduler.isIdle }))
+        }
+        if exporter.isEnabled { services.append(.init(service: exporter)) }
+        services.append(.init(service: daemon))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
@@ -50,6 +66,13 @@ struct CheckConfigCommand: ParsableCommand {
         print("  host.name         \(configuration.host.name)")
         print("  host.variables    \(configuration.host.variables.keys.sorted().joined(separator: ", "))")
         print("  context           \(configuration.context.defaultFormat), \(configuration.context.managed.rawValue), \(configuration.context.device.mode.rawValue)")
+        print("  log               \(configuration.logLevel), \(configuration.logTarget.rawValue)")
+        let metrics = configuration.metrics
+        print("  metrics.textfile  \(metrics.textfile ?? "off")")
+        print("  metrics.listen    \(metrics.listen?.description ?? "off")")
+        if metrics.listen?.needsInternetSockets == true {
+            print("note: metrics.listen on TCP needs the systemd unit's metrics-tcp drop-in (README: Running it as a service)")
+        }
     }
 }
 

@@ -18,7 +18,7 @@ struct Recontextd: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, ApplyCommand.self, RenderCommand.self, StatusCommand.self,
-            BuildISOCommand.self,
+            BuildISOCommand.self, HookCommand.self,
         ])
 }
 
@@ -36,16 +36,26 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical; overrides log.level.")
     var logLevel: String?
 
+    @Option(
+        name: .customLong("log-target"),
+        help: "auto (the journal when stderr is the journal stream), journal or stderr; overrides log.target.")
+    var logTarget: String?
+
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let logTarget, DaemonConfiguration.LogTarget(rawValue: logTarget) == nil {
+            let names = DaemonConfiguration.LogTarget.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--log-target must be one of \(names)")
         }
     }
 
     var daemonOptions: DaemonOptions {
         DaemonOptions(
             configurationPath: configurationPath, uriOverride: connect, stateDirectory: stateDirectory,
-            logLevelOverride: logLevel.flatMap(Logger.Level.init(rawValue:)))
+            logLevelOverride: logLevel.flatMap(Logger.Level.init(rawValue:)),
+            logTargetOverride: logTarget.flatMap(DaemonConfiguration.LogTarget.init(rawValue:)))
     }
 
     /// Loads the configuration, or prints every problem and exits with 78 (EX_CONFIG).
@@ -58,10 +68,10 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// Sets up logging to standard error at the configured level.
+    /// Sets up logging at the configured level: native journal entries or standard error, as
+    /// `log.target` (or `--log-target`) says.
     func bootstrapLogging(_ configuration: DaemonConfiguration) -> Logger {
-        let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: level) }
+        JournalLogHandler.bootstrap(level: configuration.logLevel, target: configuration.logTarget)
         return Logger(label: "recontextd")
     }
 }

@@ -378,4 +378,88 @@ struct ConfigurationLoaderTests {
         #expect(ConfigurationProblem(file: "f", line: 0, column: 0, key: "", message: "m").description == "f: m")
         #expect(ConfigurationProblem(file: "f", line: 3, column: 1, key: "a.b", message: "m").description == "f:3: a.b: m")
     }
+
+    // MARK: - log.target and metrics.*
+
+    @Test("log.target and metrics.* default to auto and off")
+    func serviceDefaults() throws {
+        let config = try Self.parse("")
+        #expect(config.logTarget == .auto)
+        #expect(config.metrics.textfile == nil)
+        #expect(config.metrics.interval == .seconds(15))
+        #expect(config.metrics.listen == nil)
+        let empty = try Self.parse("log:\nmetrics:\n  textfile:\n  listen:\n")
+        #expect(empty.metrics == DaemonConfiguration.Metrics())
+    }
+
+    @Test("log.target and metrics.* are read", arguments: DaemonConfiguration.LogTarget.allCases)
+    func serviceKeys(target: DaemonConfiguration.LogTarget) throws {
+        let config = try Self.parse(
+            """
+            log:
+              level: notice
+              target: \(target.rawValue)
+            metrics:
+              textfile: /var/lib/prometheus/node-exporter/recontextd.prom
+              interval: 1m
+              listen: unix:/run/recontextd/metrics.sock
+            """)
+        #expect(config.logLevel == .notice)
+        #expect(config.logTarget == target)
+        #expect(config.metrics.textfile == "/var/lib/prometheus/node-exporter/recontextd.prom")
+        #expect(config.metrics.interval == .seconds(60))
+        #expect(config.metrics.listen == .unix(path: "/run/recontextd/metrics.sock"))
+    }
+
+    @Test(
+        "metrics.listen takes a unix socket or a loopback address only",
+        arguments: [
+            ("unix:/run/recontextd/metrics.sock", MetricsListenAddress.unix(path: "/run/recontextd/metrics.sock")),
+            ("127.0.0.1:9466", .tcp(host: "127.0.0.1", port: 9466)),
+            ("127.10.0.3:80", .tcp(host: "127.10.0.3", port: 80)),
+            ("localhost:9466", .tcp(host: "127.0.0.1", port: 9466)),
+            ("\"[::1]:9466\"", .tcp(host: "::1", port: 9466)),
+        ]
+    )
+    func listenAddresses(text: String, expected: MetricsListenAddress) throws {
+        let config = try Self.parse("metrics:\n  listen: \(text)")
+        #expect(config.metrics.listen == expected)
+        #expect(config.metrics.listen?.needsInternetSockets == (text.hasPrefix("unix:") ? false : true))
+        #expect(expected.description == text.replacingOccurrences(of: "\"", with: "").replacingOccurrences(of: "localhost", with: "127.0.0.1"))
+    }
+
+    @Test(
+        "wrong log.target and metrics.* values are reported",
+        arguments: [
+            ("log:\n  target: syslog", "log.target", "expected one of auto, journal, stderr"),
+            ("log:\n  targt: journal", "log.targt", "did you mean \"target\""),
+            ("metrics:\n  textfile: relative.prom", "metrics.textfile", "absolute file path"),
+            ("metrics:\n  textfile: /var/lib/prometheus/node-exporter/recontextd.txt", "metrics.textfile", "*.prom"),
+            ("metrics:\n  interval: 0", "metrics.interval", "above 0"),
+            ("metrics:\n  listen: 0.0.0.0:9466", "metrics.listen", "not a loopback address"),
+            ("metrics:\n  listen: 10.0.0.5:9466", "metrics.listen", "not a loopback address"),
+            ("metrics:\n  listen: \"[::]:9466\"", "metrics.listen", "only a loopback address"),
+            ("metrics:\n  listen: example.com:9466", "metrics.listen", "only a loopback address"),
+            ("metrics:\n  listen: 127.0.0.1:http", "metrics.listen", "port from 1 to 65535"),
+            ("metrics:\n  listen: 127.0.0.1:0", "metrics.listen", "port from 1 to 65535"),
+            ("metrics:\n  listen: unix:relative.sock", "metrics.listen", "absolute path"),
+            ("metrics:\n  port: 9466", "metrics.port", "unknown key"),
+        ]
+    )
+    func wrongServiceValues(yaml: String, key: String, message: String) {
+        let problems = Self.problems(yaml)
+        #expect(problems.count == 1, "\(problems)")
+        #expect(problems.first?.key == key, "\(problems)")
+        #expect(problems.first?.message.contains(message) == true, "\(problems)")
+        #expect((problems.first?.line ?? 0) >= 1)
+    }
+
+    @Test("the shipped example configuration (systemd/recontextd.yaml) is valid and turns the textfile on")
+    func shippedExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try ConfigurationLoader.load(path: root.appendingPathComponent("systemd/recontextd.yaml").path, hostName: "h")
+        #expect(config.logTarget == .auto)
+        #expect(config.metrics.textfile == "/var/lib/prometheus/node-exporter/recontextd.prom")
+        #expect(config.metrics.listen == nil)
+    }
 }

@@ -292,7 +292,8 @@ struct ConfigReader {
     // MARK: Sections
 
     mutating func readRoot(_ root: Node, into config: inout DaemonConfiguration) {
-        for (key, value) in entries(root, path: "", known: ["libvirt", "images", "host", "context", "pipeline", "limits", "log"]) {
+        let sections = ["libvirt", "images", "host", "context", "pipeline", "limits", "log", "metrics"]
+        for (key, value) in entries(root, path: "", known: sections) {
             switch key {
             case "libvirt": readLibvirt(value, into: &config.libvirt)
             case "images": readImages(value, into: &config.images)
@@ -300,7 +301,8 @@ struct ConfigReader {
             case "context": readContext(value, into: &config.context)
             case "pipeline": readPipeline(value, into: &config.pipeline)
             case "limits": readLimits(value, into: &config.limits)
-            default: readLog(value, into: &config.logLevel)
+            case "metrics": readMetrics(value, into: &config.metrics)
+            default: readLog(value, into: &config)
             }
         }
     }
@@ -534,9 +536,57 @@ struct ConfigReader {
         }
     }
 
-    mutating func readLog(_ node: Node, into level: inout Logger.Level) {
-        for (_, value) in entries(node, path: "log", known: ["level"]) {
-            if let parsed = choice(value, "log.level", Logger.Level.self) { level = parsed }
+    mutating func readLog(_ node: Node, into config: inout DaemonConfiguration) {
+        for (key, value) in entries(node, path: "log", known: ["level", "target"]) {
+            if key == "level" {
+                if let parsed = choice(value, "log.level", Logger.Level.self) { config.logLevel = parsed }
+            } else if let parsed = choice(value, "log.target", DaemonConfiguration.LogTarget.self) {
+                config.logTarget = parsed
+            }
+        }
+    }
+
+    /// Whether `node` is written as nothing (or `null`, `~`), not as a quoted string.
+    static func isPlainNull(_ node: Node) -> Bool {
+        guard node.null != nil, case .scalar(let scalar) = node else { return false }
+        return scalar.style == .plain
+    }
+
+    mutating func readMetrics(_ node: Node, into metrics: inout DaemonConfiguration.Metrics) {
+        for (key, value) in entries(node, path: "metrics", known: ["textfile", "interval", "listen"]) {
+            let path = "metrics.\(key)"
+            // An empty value (`textfile:`) means off, as when the key is absent.
+            let isOff = Self.isPlainNull(value)
+            switch key {
+            case "textfile":
+                if isOff {
+                    metrics.textfile = nil
+                } else if let file = string(value, path) {
+                    let name = file.split(separator: "/").last.map(String.init) ?? ""
+                    if !file.hasPrefix("/") || file.contains("\0") || file.hasSuffix("/") {
+                        report(value, path, "expected an absolute file path, got \(Validation.quote(file))")
+                    } else if !name.hasSuffix(".prom") || name.hasPrefix(".") {
+                        report(
+                            value, path,
+                            "node_exporter's textfile collector reads only files named *.prom, got \(Validation.quote(name))")
+                    } else {
+                        metrics.textfile = file
+                    }
+                }
+            case "interval":
+                if let interval = duration(value, path, unit: .seconds(1), unitName: "seconds", allowZero: false) {
+                    metrics.interval = interval
+                }
+            default:
+                if isOff {
+                    metrics.listen = nil
+                } else if let text = string(value, path) {
+                    switch MetricsListenAddress.parse(text) {
+                    case .success(let address): metrics.listen = address
+                    case .failure(let problem): report(value, path, problem.description)
+                    }
+                }
+            }
         }
     }
 }

@@ -51,7 +51,15 @@ import Logging
 ///   max-metadata-size: 16MiB       # the metadata XML. Default 16MiB
 /// log:
 ///   level: info                    # trace | debug | info | notice | warning | error | critical. Default info
+///   target: auto                   # auto | journal | stderr (CLI: --log-target). Default auto
+/// metrics:
+///   textfile: /var/lib/prometheus/node-exporter/recontextd.prom   # node_exporter textfile. Default: none (off)
+///   interval: 15                   # seconds (or "15s", "1m") between textfile writes. Default 15
+///   listen: unix:/run/recontextd/metrics.sock   # or 127.0.0.1:9466, [::1]:9466. Default: none (off)
 /// ```
+///
+/// `log.target`, `log.level`'s flag, and `metrics.*` are read at start; a reload (SIGHUP) does not
+/// change them.
 public struct DaemonConfiguration: Sendable, Hashable {
     /// The default location of the configuration file.
     public static let defaultPath = "/etc/recontextd/recontextd.yaml"
@@ -145,6 +153,31 @@ public struct DaemonConfiguration: Sendable, Hashable {
         public init() {}
     }
 
+    /// `log.target`: where log entries go.
+    public enum LogTarget: String, Sendable, Hashable, CaseIterable {
+        /// The journal when standard error is the journal stream systemd set up (`JOURNAL_STREAM`),
+        /// else standard error.
+        case auto
+        /// Native journal entries with fields (through libsystemd), whoever started us.
+        case journal
+        /// Standard error: sd-daemon priority prefixes under systemd, readable lines elsewhere.
+        case stderr
+    }
+
+    /// `metrics.*`: Prometheus metrics.
+    public struct Metrics: Sendable, Hashable {
+        /// `metrics.textfile`: the file written atomically for node_exporter's textfile collector
+        /// (it must end in `.prom`); `nil` is off. Default `nil`.
+        public var textfile: String?
+        /// `metrics.interval`: time between textfile writes (it is also written, debounced, after
+        /// each run). Default 15 s.
+        public var interval: Duration = .seconds(15)
+        /// `metrics.listen`: where `GET /metrics` is answered; `nil` is off. Default `nil`.
+        public var listen: MetricsListenAddress?
+        /// The defaults.
+        public init() {}
+    }
+
     /// `libvirt.*`.
     public var libvirt = Libvirt()
     /// `images.*`.
@@ -159,6 +192,10 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var limits = MetadataLimits()
     /// `log.level`. Default `info`.
     public var logLevel: Logger.Level = .info
+    /// `log.target`. Default `auto`.
+    public var logTarget: LogTarget = .auto
+    /// `metrics.*`.
+    public var metrics = Metrics()
 
     /// The defaults, with the given host name.
     /// - Parameter hostName: This host's name.

@@ -133,6 +133,8 @@ private final class Run {
     var timings = PhaseTimings()
     var warnings: [String] = []
     var identity: DomainIdentity?
+    /// libvirt's error code of the failure that ended the run, for the log (`libvirt.error_code`).
+    var failureCode: Int32?
     let clock = ContinuousClock()
     let started: ContinuousClock.Instant
 
@@ -195,6 +197,7 @@ private final class Run {
         } catch {
             timings.phases[.resolve] = clock.now - resolveStart
             if error.isGone { return report(.skipped(.gone)) }
+            failureCode = error.code
             return report(.failed(phase: .resolve, message: "\(error)", transient: error.isTransient))
         }
         identity = snapshot.identity
@@ -303,6 +306,7 @@ private final class Run {
         } catch {
             await discard(newPath)
             if error.isGone { return report(.skipped(.gone)) }
+            failureCode = error.code
             return report(.failed(phase: .insert, message: "\(error)", transient: error.isTransient))
         }
         drive.source = newPath
@@ -420,6 +424,7 @@ private final class Run {
             metadata["phase"] = "\(phase)"
             metadata["transient"] = "\(transient)"
             metadata["error"] = "\(message)"
+            if let failureCode { metadata["libvirt.error_code"] = "\(failureCode)" }
             logger.error("run failed", metadata: metadata)
         }
     }
