@@ -93,6 +93,17 @@ struct LiveDaemonTests {
         return nil
     }
 
+    /// Waits until `path` no longer exists (the pipeline removes an old image only after the new
+    /// one is attached live and in the persistent definition, a moment after the swap).
+    static func waitUntilGone(_ path: String, timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !FileManager.default.fileExists(atPath: path) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     static func defineVM(_ host: LibvirtTestHost, _ name: String, source: String?, bus: LibvirtTestHost.CDROM.Bus = .sata) throws {
         try host.defineDomain(
             LibvirtTestHost.minimalDomainXML(
@@ -165,7 +176,7 @@ struct LiveDaemonTests {
         let secondImage = try ContextImageReader.read(second)
         #expect(secondImage.text("etc/monitoring.conf") == "endpoint=http://mon-a.example:9090 role=db")
         #expect(secondImage.generation["generation"] as? Int == 2)
-        #expect(!FileManager.default.fileExists(atPath: first), "the old image is removed after the swap")
+        #expect(await Self.waitUntilGone(first), "the old image is removed after the swap")
 
         // SIGHUP after a host-variable change: every managed VM gets a new generation.
         let ideBefore = try connection.domain(named: managedIDE).cdroms().first?.sourceFile

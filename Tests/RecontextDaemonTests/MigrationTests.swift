@@ -28,9 +28,16 @@ struct MigrationTests {
         static let endpointA = "http://monitor-a.example:9090"
         static let endpointB = "http://monitor-b.example:9090"
 
-        init(_ label: String) async throws {
+        /// Whether each host has its own image directory (at the same path) instead of a shared one.
+        let localImages: Bool
+
+        /// The private image directory of the host-local scenarios (the same path on each host).
+        static let localImagesPath = "/tmp/recontextd-tests/local-images"
+
+        init(_ label: String, localImages: Bool = false) async throws {
             root = try TestDirectories.makeImageDirectory(label)
-            images = root + "/images"
+            self.localImages = localImages
+            images = localImages ? Self.localImagesPath : root + "/images"
             var configurationA = LibvirtTestHost.Configuration.numbered(11)
             var configurationB = LibvirtTestHost.Configuration.numbered(12)
             configurationA.hostname = "mig-host-a"
@@ -39,12 +46,20 @@ struct MigrationTests {
             configurationB.sharedDirectories = [TestDirectories.sharedImages]
             configurationA.extraHosts = [configurationB.address: configurationB.hostname]
             configurationB.extraHosts = [configurationA.address: configurationA.hostname]
+            if localImages {
+                configurationA.privateDirectories = [images]
+                configurationB.privateDirectories = [images]
+            }
             async let startA = LibvirtTestHost.start(configurationA)
             async let startB = LibvirtTestHost.start(configurationB)
             a = try await startA
             b = try await startB
             try Self.writeConfig(root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images)
             try Self.writeConfig(root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images)
+            if localImages {
+                try Self.installHook(on: a, config: root + "/a.yaml")
+                try Self.installHook(on: b, config: root + "/b.yaml")
+            }
             daemonA = try RecontextdProcess(["run", "--config", root + "/a.yaml", "--state-dir", root + "/state-a"], on: a)
             daemonB = try RecontextdProcess(["run", "--config", root + "/b.yaml", "--state-dir", root + "/state-b"], on: b)
             connectionA = try Connection.open(a.uri)
@@ -53,6 +68,31 @@ struct MigrationTests {
                 throw ProcessRunner.Failure(
                     command: "recontextd run", status: -1, standardError: daemonA.logText + daemonB.logText, standardOutput: "")
             }
+        }
+
+        /// Installs `systemd/libvirt-hook-qemu` as the host's `/etc/libvirt/hooks/qemu`, pointed at
+        /// the built binary and this host's configuration, and makes libvirtd read it.
+        static func installHook(on host: LibvirtTestHost, config: String) throws {
+            let frontEnd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("systemd/libvirt-hook-qemu").path
+            let script = try String(contentsOfFile: frontEnd, encoding: .utf8)
+                .replacingOccurrences(
+                    of: "RECONTEXTD_BINARY_DEFAULT=/usr/bin/recontextd", with: "RECONTEXTD_BINARY_DEFAULT=\(RecontextdProcess.binary)")
+                .replacingOccurrences(
+                    of: "RECONTEXTD_CONFIG_DEFAULT=/etc/recontextd/recontextd.yaml", with: "RECONTEXTD_CONFIG_DEFAULT=\(config)")
+            let hooks = host.stateDirectory.appendingPathComponent("etc/hooks")
+            try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+            let path = hooks.appendingPathComponent("qemu").path
+            try script.write(toFile: path, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+            try host.reloadLibvirtd()
+        }
+
+        /// Where the test process sees a host's image path: the path itself when shared, else the
+        /// host's private directory under its state directory.
+        func visiblePath(_ path: String, on host: LibvirtTestHost) -> String {
+            guard localImages, path.hasPrefix(images + "/") else { return path }
+            return host.stateDirectory.appendingPathComponent("private/0").path + "/" + path.dropFirst(images.count + 1)
         }
 
         static func writeConfig(_ path: String, host: String, endpoint: String, images: String) throws {
@@ -124,12 +164,13 @@ struct MigrationTests {
 
     /// Waits until the domain on `connection` holds an image of ours with `endpoint` in it.
     static func waitForEndpoint(
-        _ connection: Connection, _ name: String, images: String, endpoint: String, timeout: Duration = .seconds(30)
+        _ connection: Connection, _ name: String, images: String, endpoint: String, timeout: Duration = .seconds(30),
+        visible: (String) -> String = { $0 }
     ) async throws -> Attached? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let source = try? connection.domain(named: name).cdroms().first?.sourceFile, source.hasPrefix(images + "/"),
-                let image = try? ContextImageReader.read(source), image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
+                let image = try? ContextImageReader.read(visible(source)), image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
             {
                 return Attached(
                     path: source, endpoint: endpoint, generation: image.generation["generation"] as? Int ?? -1,
@@ -160,6 +201,8 @@ struct MigrationTests {
                 "\(hosts.daemonA.logText)")
             #expect(onA.host == "mig-host-a")
             let uuid = try hosts.connectionA.domain(named: name).uuid
+            // The image is attached before the run records its state and logs: wait for the log.
+            #expect(await hosts.daemonA.waitForLog("context applied"))
             let appliedOnABefore = Self.occurrences("context applied", in: hosts.daemonA.logText)
 
             try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: persistent, p2p: p2p)
@@ -177,13 +220,55 @@ struct MigrationTests {
                 #expect(try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image")
                 #expect(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .config) != nil)
             }
-            #expect(!FileManager.default.fileExists(atPath: onA.path), "A's image is removed once B's is attached")
+            #expect(await LiveDaemonTests.waitUntilGone(onA.path), "A's image is removed once B's is attached")
             // The source's daemon did nothing for the VM that left.
             try await Task.sleep(for: .milliseconds(300))
             #expect(Self.occurrences("context applied", in: hosts.daemonA.logText) == appliedOnABefore, "\(hosts.daemonA.logText)")
             #expect((try? hosts.connectionA.domain(uuid: uuid).isActive()) != true)
             _ = try? hosts.b.virsh(["destroy", name])
             _ = try? hosts.b.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
+        }
+        await hosts.stop()
+    }
+
+    @Test(
+        "with a host-local image directory (and the qemu hook), migrations succeed and end with the destination's image",
+        arguments: [(LibvirtTestHost.CDROM.Bus.sata, false), (.scsi, true)])
+    func hostLocalImages(bus: LibvirtTestHost.CDROM.Bus, p2p: Bool) async throws {
+        let hosts = try await TwoHosts("mig-local-\(bus.rawValue)", localImages: true)
+        let name = "local-\(bus.rawValue)-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            try hosts.startVM(name, bus: bus)
+            let onA = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA,
+                    visible: { hosts.visiblePath($0, on: hosts.a) }),
+                "\(hosts.daemonA.logText)")
+            #expect(!FileManager.default.fileExists(atPath: hosts.visiblePath(onA.path, on: hosts.b)), "B lacks A's image")
+
+            try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: p2p)
+            let onB = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB,
+                    visible: { hosts.visiblePath($0, on: hosts.b) }),
+                "\(hosts.daemonB.logText)")
+            #expect(onB.generation == onA.generation + 1)
+            #expect(onB.host == "mig-host-b")
+            let domainB = try hosts.connectionB.domain(named: name)
+            #expect(try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image")
+
+            // And back: A's hook empties the drive again, A's daemon inserts A's image.
+            try hosts.migrate(name, from: hosts.b, to: hosts.a, persistent: true, p2p: !p2p)
+            let back = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA,
+                    visible: { hosts.visiblePath($0, on: hosts.a) }),
+                "\(hosts.daemonA.logText)")
+            #expect(back.generation == onB.generation + 1)
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
         } catch {
             Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)")
         }
@@ -206,7 +291,7 @@ struct MigrationTests {
             let generations: [Int] = [first.generation, second.generation, third.generation]
             #expect(generations == [1, 2, 3])
             #expect(third.host == "mig-host-a")
-            #expect(!FileManager.default.fileExists(atPath: second.path))
+            #expect(await LiveDaemonTests.waitUntilGone(second.path))
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
         } catch {
@@ -243,6 +328,7 @@ struct MigrationTests {
         do {
             try hosts.startVM(name, bus: .sata)
             let onA = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            #expect(await hosts.daemonA.waitForLog("context applied"))
             let appliedBefore = Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText)
 
             // 1 MiB/s: 128 MiB of guest memory take minutes; abort after the destination started.

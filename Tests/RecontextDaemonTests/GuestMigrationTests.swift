@@ -1,0 +1,86 @@
+import Foundation
+import RecontextCore
+import TestSupport
+import Testing
+import Virt
+
+/// A real Linux guest (Debian kernel + busybox, under TCG) that reads its context CD-ROM and
+/// prints the monitoring endpoint to its serial console whenever it changes
+/// (`Tests/Harness/guest/`), live-migrated between two hosts each running recontextd.
+@Suite(
+    "a real guest sees the destination host's context after each migration",
+    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+struct GuestMigrationTests {
+    static let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Harness/guest")
+    static let guestDirectory = "/var/cache/recontextd-tests/guest"
+
+    /// The `RECONTEXT …` lines the guest printed so far.
+    static func guestLines(_ serialLog: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: serialLog) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map(String.init).filter { $0.hasPrefix("RECONTEXT") }
+    }
+
+    /// Waits for a new guest line containing `fragment` after the first `after` lines.
+    static func waitForLine(_ serialLog: String, containing fragment: String, after: Int, timeout: Duration) async -> (String, Duration)? {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while clock.now - start < timeout {
+            let lines = guestLines(serialLog)
+            if lines.count > after, let line = lines[after...].first(where: { $0.contains(fragment) }) {
+                return (line, clock.now - start)
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    @Test("A to B and back to A: the guest prints each destination's monitoring endpoint")
+    func guestFollowsMigrations() async throws {
+        _ = try ProcessRunner.run("/bin/sh", [Self.harness.appendingPathComponent("build-guest.sh").path, Self.guestDirectory])
+        let hosts = try await MigrationTests.TwoHosts("guest-migration")
+        let serialLog = hosts.root + "/serial.log"
+        let name = "guest-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            let xml = try ProcessRunner.run(
+                "/bin/sh",
+                [Self.harness.appendingPathComponent("guest-domain.xml.sh").path, name, "sata", "sda", Self.guestDirectory, serialLog])
+            let domain = try hosts.connectionA.defineDomain(xml: xml)
+            try domain.setMetadata(
+                "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file></context>",
+                key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+            try domain.start()
+
+            let boot = try #require(
+                await Self.waitForLine(serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0, timeout: .seconds(180)),
+                "serial log: \(Self.guestLines(serialLog))")
+            print("guest: boot to first context line: \(boot.1)")
+            #expect(boot.0.contains("generation=1"))
+
+            for (source, destination, endpoint, generation) in [
+                (hosts.a, hosts.b, MigrationTests.TwoHosts.endpointB, 2), (hosts.b, hosts.a, MigrationTests.TwoHosts.endpointA, 3),
+            ] {
+                let before = Self.guestLines(serialLog).count
+                let clock = ContinuousClock()
+                let start = clock.now
+                try hosts.migrate(name, from: source, to: destination, persistent: true, p2p: false)
+                let migrated = clock.now - start
+                let seen = try #require(
+                    await Self.waitForLine(serialLog, containing: "monitoring_endpoint=\(endpoint)", after: before, timeout: .seconds(60)),
+                    "serial log: \(Self.guestLines(serialLog))")
+                #expect(seen.0.contains("generation=\(generation)"), "\(seen.0)")
+                #expect(seen.0.contains("host=\(destination.hostname)"), "\(seen.0)")
+                print(
+                    "guest: migration \(source.hostname) -> \(destination.hostname): virsh migrate \(migrated), then guest printed after \(seen.1)")
+            }
+            let lines = Self.guestLines(serialLog)
+            #expect(lines.filter { $0.contains("monitoring_endpoint=") }.count == 3, "\(lines)")
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)\nserial: \(Self.guestLines(serialLog))")
+        }
+        await hosts.stop()
+    }
+}
