@@ -280,7 +280,8 @@ public final class Daemon: Service, Sendable {
     /// Removes images no domain refers to (older than the grace period).
     public func collectImages() async {
         let images = runtime.withLock { $0.images }
-        let collector = ImageCollector(hypervisor: hypervisor, images: images, logger: logger)
+        let shared = configuration.images.shared
+        let collector = ImageCollector(hypervisor: hypervisor, images: images, sharedDirectory: shared, logger: logger)
         do {
             try await collector.collect()
         } catch {

@@ -119,6 +119,12 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         }
     }
 
+    public func knownDomains() async throws(HypervisorError) -> Set<String> {
+        try await withConnection("list domains") { connection throws(VirtError) in
+            Set(try connection.listDomains().map(\.uuid))
+        }
+    }
+
     public func referencedSources() async throws(HypervisorError) -> Set<String> {
         try await withConnection("list referenced images") { connection throws(VirtError) in
             var sources: Set<String> = []

@@ -49,6 +49,25 @@ struct CollectorTests {
         #expect(harness.hypervisor.mutatingCalls.isEmpty)
     }
 
+    @Test("with a shared directory, unreferenced images of domains unknown here (running elsewhere) are kept")
+    func sharedDirectoryKeepsOtherHostsImages() async throws {
+        let harness = PipelineHarness()
+        let store = harness.store
+        let stale = store.seed(name: Self.name(Self.web1, 1), modified: Self.old)
+        let live = store.seed(name: Self.name(Self.web1, 2), modified: Self.old)
+        let elsewhere = store.seed(name: Self.name(Self.db1, 7), modified: Self.old)  // db1 runs on another host
+        harness.hypervisor.add(
+            FakeHypervisor.Domain(identity: Self.web1, drives: [PipelineHarness.sata(source: live)], contextMetadata: nil))
+
+        let shared = ImageCollector(
+            hypervisor: harness.hypervisor, images: harness.store, sharedDirectory: true, logger: PipelineHarness.logger)
+        #expect(try await shared.collect(now: Self.now) == [stale])
+        #expect(Set(harness.store.images.keys) == [live, elsewhere])
+
+        // The same directory treated as host-local: the other host's image goes too.
+        #expect(try await Self.collector(harness).collect(now: Self.now) == [elsewhere])
+    }
+
     @Test(
         "the grace period is inclusive: an image exactly as old as the grace period goes",
         arguments: [(119.0, false), (120.0, true), (121.0, true), (-5.0, false)])

@@ -35,6 +35,7 @@ struct ConfigurationLoaderTests {
         #expect(config.images.mode == 0o640)
         #expect(config.images.group == nil)
         #expect(config.images.maxSize == 16 << 20)
+        #expect(config.images.shared == false)
         #expect(config.host == HostFacts(name: "testhost"))
         #expect(config.context.defaultFormat == .noCloud)
         #expect(config.context.managed == .optIn)
@@ -59,6 +60,7 @@ struct ConfigurationLoaderTests {
           mode: "0644"
           group: libvirt-qemu
           max-size: 32MiB
+          shared: true
         host:
           name: hv1.example.net
           variables:
@@ -107,6 +109,7 @@ struct ConfigurationLoaderTests {
         #expect(config.images.mode == 0o644)
         #expect(config.images.group == "libvirt-qemu")
         #expect(config.images.maxSize == 32 << 20)
+        #expect(config.images.shared == true)
         #expect(config.host.name == "hv1.example.net")
         #expect(
             config.host.variables == [

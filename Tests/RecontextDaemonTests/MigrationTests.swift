@@ -54,8 +54,8 @@ struct MigrationTests {
             async let startB = LibvirtTestHost.start(configurationB)
             a = try await startA
             b = try await startB
-            try Self.writeConfig(root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images)
-            try Self.writeConfig(root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images)
+            try Self.writeConfig(root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images, shared: !localImages)
+            try Self.writeConfig(root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images, shared: !localImages)
             if localImages {
                 try Self.installHook(on: a, config: root + "/a.yaml")
                 try Self.installHook(on: b, config: root + "/b.yaml")
@@ -95,13 +95,14 @@ struct MigrationTests {
             return host.stateDirectory.appendingPathComponent("private/0").path + "/" + path.dropFirst(images.count + 1)
         }
 
-        static func writeConfig(_ path: String, host: String, endpoint: String, images: String) throws {
+        static func writeConfig(_ path: String, host: String, endpoint: String, images: String, shared: Bool) throws {
             try """
             libvirt:
               uri: qemu:///system
             images:
               directory: \(images)
               mode: "0644"
+              shared: \(shared)
             host:
               name: \(host)
               variables:

@@ -21,7 +21,7 @@ public final class FakeHypervisor: Hypervisor {
 
     /// The operations of ``Hypervisor``.
     public enum Operation: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-        case snapshot, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata, referencedSources
+        case snapshot, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata, referencedSources, knownDomains
         public var description: String { rawValue }
     }
 
@@ -380,6 +380,12 @@ public final class FakeHypervisor: Hypervisor {
             if scope.contains(.live) { current.liveApplied = xml }
             if scope.contains(.config) { current.configApplied = xml }
             state.domains[domain.uuid] = current
+        }
+    }
+
+    public func knownDomains() async throws(HypervisorError) -> Set<String> {
+        try await perform(Call(operation: .knownDomains)) { state throws(HypervisorError) in
+            Set(state.domains.keys)
         }
     }
 

@@ -328,7 +328,7 @@ struct ConfigReader {
     }
 
     mutating func readImages(_ node: Node, into images: inout DaemonConfiguration.Images) {
-        for (key, value) in entries(node, path: "images", known: ["directory", "mode", "group", "max-size"]) {
+        for (key, value) in entries(node, path: "images", known: ["directory", "mode", "group", "max-size", "shared"]) {
             let path = "images.\(key)"
             switch key {
             case "directory":
@@ -355,6 +355,14 @@ struct ConfigReader {
                         images.group = group
                     } else {
                         report(value, path, "expected a group name like \"libvirt-qemu\" or a numeric gid, got \(Validation.quote(group))")
+                    }
+                }
+            case "shared":
+                if let text = scalar(value, path, expected: "true or false") {
+                    switch text.lowercased() {
+                    case "true", "yes", "on": images.shared = true
+                    case "false", "no", "off": images.shared = false
+                    default: report(value, path, "expected true or false, got \(Validation.quote(text))")
                     }
                 }
             default:

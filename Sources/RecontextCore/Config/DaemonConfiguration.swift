@@ -16,6 +16,8 @@ import Logging
 ///   mode: "0640"                   # octal file mode of images (quote it). Default "0640"
 ///   group: libvirt-qemu            # group name or numeric gid given to images. Default: none (unchanged)
 ///   max-size: 16MiB                # largest image; bytes, or with B/KiB/MiB/GiB. Default 16MiB
+///   shared: false                  # the directory is shared by several hosts (same path, e.g. NFS): then a host
+///                                  # collects only unreferenced images of domains defined on it. Default false
 /// host:
 ///   name: hv1                      # this host's name as guests see it. Default: the machine's hostname
 ///   variables:                     # free string variables for every guest. Default: none
@@ -84,6 +86,10 @@ public struct DaemonConfiguration: Sendable, Hashable {
         public var group: String?
         /// `images.max-size`: largest image in bytes. Default 16 MiB.
         public var maxSize: Int = 16 << 20
+        /// `images.shared`: several hosts use the directory (the same path, e.g. NFS). Then a
+        /// host removes only unreferenced images of domains it knows; with a host-local directory
+        /// (the default) it removes every unreferenced image of ours. Default false.
+        public var shared: Bool = false
         /// The defaults.
         public init() {}
     }

@@ -26,6 +26,9 @@ public protocol Hypervisor: Sendable {
     /// Records the applied state in the domain's metadata (its own namespace).
     func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope) async throws(HypervisorError)
 
+    /// The UUIDs of every domain this host knows, running or only defined.
+    func knownDomains() async throws(HypervisorError) -> Set<String>
+
     /// Every CD-ROM source path named by any domain on this host, live or persistent.
     ///
     /// Used to collect unreferenced images: a path in this set is never removed.

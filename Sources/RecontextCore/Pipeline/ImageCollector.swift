@@ -4,8 +4,10 @@ import Logging
 /// Removes images that no domain on this host refers to any more.
 ///
 /// An image is removed only when all of these hold: its name is one of ours (``ImageNaming``),
-/// no domain's live or persistent definition names it, and it is older than the grace period
-/// (so an image being attached right now is never taken).
+/// no domain's live or persistent definition names it, it is older than the grace period (so an
+/// image being attached right now is never taken), and, when the directory is shared by several
+/// hosts, its domain is known on this host (an image of a domain running elsewhere belongs to that
+/// host's recontextd).
 public struct ImageCollector: Sendable {
     /// The hypervisor whose domains are asked which images they use.
     public let hypervisor: any Hypervisor
@@ -13,14 +15,20 @@ public struct ImageCollector: Sendable {
     public let images: any ImageStore
     /// Images younger than this are kept.
     public let grace: Duration
+    /// Whether other hosts use the same directory (`images.shared`).
+    public let sharedDirectory: Bool
     /// Where removals and failures are logged.
     public let logger: Logger
 
     /// Creates a collector.
-    public init(hypervisor: any Hypervisor, images: any ImageStore, grace: Duration = .seconds(120), logger: Logger) {
+    public init(
+        hypervisor: any Hypervisor, images: any ImageStore, grace: Duration = .seconds(120), sharedDirectory: Bool = false,
+        logger: Logger
+    ) {
         self.hypervisor = hypervisor
         self.images = images
         self.grace = grace
+        self.sharedDirectory = sharedDirectory
         self.logger = logger
     }
 
@@ -30,10 +38,14 @@ public struct ImageCollector: Sendable {
         let stored = try await images.storedImages()
         guard !stored.isEmpty else { return [] }
         let referenced = try await hypervisor.referencedSources()
+        let known = sharedDirectory ? try await hypervisor.knownDomains() : []
         let graceSeconds = Double(grace.components.seconds)
         var removed: [String] = []
         for image in stored where !referenced.contains(image.path) {
             guard now.timeIntervalSince(image.modified) >= graceSeconds else { continue }
+            if sharedDirectory {
+                guard let uuid = ImageNaming.parse(image.name)?.uuid, known.contains(uuid) else { continue }
+            }
             do {
                 try await images.remove(path: image.path)
                 removed.append(image.path)
