@@ -99,6 +99,8 @@ public final class Daemon: Service, Sendable {
     public let scheduler: DomainScheduler
     /// Event-to-run logic.
     public let controller: Controller
+    /// Runs again later what failed transiently.
+    public let retryLater: RetryLater
     private let runtime: Protected<Runtime>
     private let status: StatusStore
     private let lock: DomainLock
@@ -157,6 +159,12 @@ public final class Daemon: Service, Sendable {
         self.status = status
         self.lock = lock
         let counters = self.counterState
+        // Transient failures are run again later (the scheduler is known only once made).
+        let schedulerBox = Protected<DomainScheduler?>(nil)
+        let retryLater = RetryLater { uuid in
+            await schedulerBox.value?.submit(uuid, trigger: .retry)
+        }
+        self.retryLater = retryLater
         let scheduler = DomainScheduler(
             concurrency: configuration.pipeline.concurrency,
             runner: { uuid, trigger in
@@ -169,7 +177,15 @@ public final class Daemon: Service, Sendable {
             onReport: { report in
                 status.record(report)
                 counters.withLock { $0.runs[report.result, default: 0] += 1 }
+                Task {
+                    if let delay = await retryLater.handle(report) {
+                        logger.warning(
+                            "run failed with a transient error; retrying later",
+                            metadata: ["domain.uuid": "\(report.uuid)", "retry.after": "\(delay)"])
+                    }
+                }
             })
+        schedulerBox.withLock { $0 = scheduler }
         self.scheduler = scheduler
         self.controller = Controller(scheduler: scheduler, hypervisor: hypervisor, logger: logger)
     }
@@ -195,6 +211,7 @@ public final class Daemon: Service, Sendable {
         }
         readiness(.stopping)
         logger.notice("stopping: waiting for running pipelines to finish")
+        await retryLater.cancelAll()
         await scheduler.drain()
         hypervisor.disconnect()
         logger.notice("recontextd stopped")

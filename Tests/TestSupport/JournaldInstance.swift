@@ -141,7 +141,7 @@ public final class JournaldInstance: @unchecked Sendable {
 
         init(_ arguments: [String], environment: [String: String], outputPath: String) throws {
             self.outputPath = outputPath
-            FileManager.default.createFile(atPath: outputPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
             process = Process()
             process.executableURL = URL(fileURLWithPath: arguments[0])
