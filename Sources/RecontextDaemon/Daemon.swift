@@ -298,7 +298,8 @@ public final class Daemon: Service, Sendable {
     public func collectImages() async {
         let images = runtime.withLock { $0.images }
         let shared = configuration.images.shared
-        let collector = ImageCollector(hypervisor: hypervisor, images: images, sharedDirectory: shared, logger: logger)
+        let grace = configuration.pipeline.collectGrace
+        let collector = ImageCollector(hypervisor: hypervisor, images: images, grace: grace, sharedDirectory: shared, logger: logger)
         do {
             try await collector.collect()
         } catch {

@@ -90,8 +90,12 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         of domain: DomainIdentity, drive: ContextDrive, to source: String?, scope: ChangeScope
     ) async throws(HypervisorError) {
         let xml = CDROMDevice(drive).xml(source: source)
+        // Forced on the live domain: a Linux guest locks the drive door while the disc is mounted,
+        // and an unforced change then asks the guest to eject, waits 5 s and fails ("timed out
+        // waiting to open tray"). Forcing opens the tray regardless; the guest sees the new disc.
+        let impact = DomainModificationImpact(scope).union(scope.contains(.live) ? .force : [])
         try await withConnection("change media of \(drive.target) (\(scope))") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).updateDevice(xml: xml, impact: DomainModificationImpact(scope))
+            try connection.domain(uuid: domain.uuid).updateDevice(xml: xml, impact: impact)
         }
     }
 

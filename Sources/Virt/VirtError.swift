@@ -89,8 +89,9 @@ public struct VirtError: Error, Sendable, Hashable, CustomStringConvertible {
             .noConnect:
             return true
         case .operationFailed:
-            // "cannot acquire state change lock" and similar busy-job failures.
-            return message.contains("lock") || message.contains("job")
+            // "cannot acquire state change lock" and similar busy-job failures, and a tray the
+            // guest kept locked ("timed out waiting to open tray").
+            return message.contains("lock") || message.contains("job") || message.contains("tray")
         default:
             return false
         }

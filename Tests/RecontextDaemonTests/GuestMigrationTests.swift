@@ -76,6 +76,18 @@ struct GuestMigrationTests {
             }
             let lines = Self.guestLines(serialLog)
             #expect(lines.filter { $0.contains("monitoring_endpoint=") }.count == 3, "\(lines)")
+
+            // Media changes while the guest has the disc mounted and its door locked (a Linux
+            // guest locks it): each must go through at once (forced), never time out on the tray.
+            for round in 1...8 {
+                let before = Self.guestLines(serialLog).count
+                let xml = "<context format='nocloud'><var name='round'>\(round)</var><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}/r\(round)</file></context>"
+                try hosts.connectionA.domain(named: name).setMetadata(
+                    xml, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: [.live, .config])
+                let seen = await Self.waitForLine(serialLog, containing: "/r\(round) ", after: before, timeout: .seconds(30))
+                #expect(seen != nil, "round \(round): \(Self.guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(2000))")
+            }
+            #expect(!hosts.daemonA.logText.contains("run failed"), "\(hosts.daemonA.logText)")
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
         } catch {

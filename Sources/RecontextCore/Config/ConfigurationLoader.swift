@@ -485,7 +485,7 @@ struct ConfigReader {
     }
 
     mutating func readPipeline(_ node: Node, into pipeline: inout DaemonConfiguration.Pipeline) {
-        for (key, value) in entries(node, path: "pipeline", known: ["concurrency", "reconcile-interval", "retry"]) {
+        for (key, value) in entries(node, path: "pipeline", known: ["concurrency", "reconcile-interval", "collect-grace", "retry"]) {
             let path = "pipeline.\(key)"
             switch key {
             case "concurrency":
@@ -493,6 +493,10 @@ struct ConfigReader {
             case "reconcile-interval":
                 if let interval = duration(value, path, unit: .seconds(1), unitName: "seconds", allowZero: true) {
                     pipeline.reconcileInterval = interval == .zero ? nil : interval
+                }
+            case "collect-grace":
+                if let grace = duration(value, path, unit: .seconds(1), unitName: "seconds", allowZero: true) {
+                    pipeline.collectGrace = grace
                 }
             default:
                 var initialNode: Node?

@@ -37,6 +37,7 @@ import Logging
 /// pipeline:
 ///   concurrency: 4                 # domains processed at once, 1-256. Default 4
 ///   reconcile-interval: 300        # seconds (or "5m") between periodic reconciles; 0 = off. Default 300
+///   collect-grace: 120             # seconds (or "2m") an unreferenced image (or stale temporary) is kept. Default 120
 ///   retry:
 ///     attempts: 5                  # tries per phase before giving up, 1-100. Default 5
 ///     initial-backoff: 200         # milliseconds (or "200ms", "1s") before the first retry. Default 200
@@ -153,6 +154,11 @@ public struct DaemonConfiguration: Sendable, Hashable {
         /// `pipeline.reconcile-interval`: time between periodic reconciles; `nil` (0 in the file) is off.
         /// Default 300 s.
         public var reconcileInterval: Duration? = .seconds(300)
+        /// `pipeline.collect-grace`: how old an unreferenced image (or a temporary file left by a
+        /// killed write) must be before image collection removes it. Collection runs after each
+        /// periodic reconcile (or every 300 s when reconciles are off). Default 120 s; it must
+        /// exceed the longest image write.
+        public var collectGrace: Duration = .seconds(120)
         /// `pipeline.retry.*`.
         public var retry = Retry()
         /// The defaults.
