@@ -10,7 +10,13 @@ let package = Package(
     name: "recontextd",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "recontextd", targets: ["recontextd"])
+        .executable(name: "recontextd", targets: ["recontextd"]),
+        // For the benchmark package in Benchmarks/ (a separate package, so that `swift build` and
+        // `swift test` here never build it). Not an API promise.
+        .library(name: "RecontextBenchmarkSupport", targets: ["RecontextDaemon", "ISOBuilder", "RecontextCore", "Virt"]),
+        // For the fuzz targets in Fuzz/ (a separate package built with -sanitize=fuzzer by
+        // scripts/fuzz). Not an API promise.
+        .library(name: "RecontextFuzzSupport", targets: ["RecontextCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
