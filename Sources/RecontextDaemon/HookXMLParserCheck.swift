@@ -1,4 +1,5 @@
 import Foundation
+import Virt
 
 #if canImport(FoundationXML)
     import FoundationXML
@@ -33,7 +34,7 @@ struct HookXMLParserCheck {
     /// - Throws: ``Failure`` when libxml2 finds the document malformed.
     static func elements(of bytes: [UInt8]) throws(Failure) -> [Element] {
         let collector = Collector()
-        let parser = XMLParser(data: Data(bytes))
+        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes)))  // see XMLParserSafety
         parser.shouldResolveExternalEntities = false
         parser.shouldProcessNamespaces = false
         parser.shouldReportNamespacePrefixes = false

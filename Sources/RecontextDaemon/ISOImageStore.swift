@@ -101,7 +101,8 @@ public struct ISOImageStore: ImageStore {
                 let name = withUnsafePointer(to: entry.pointee.d_name) {
                     $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
                 }
-                guard ImageNaming.parse(name) != nil else { continue }
+                // Our images, and the temporaries a killed write left behind (collected after the grace).
+                guard ImageNaming.parse(name) != nil || ImageNaming.parseTemporary(name) != nil else { continue }
                 var info = stat()
                 guard fstatat(dirfd(handle), name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFREG
                 else { continue }

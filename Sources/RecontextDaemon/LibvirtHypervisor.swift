@@ -156,8 +156,11 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
 extension HypervisorError {
     /// Maps a libvirt error: not found, transient, unsupported or permanent.
     init(_ error: VirtError, operation: String) {
+        // A domain that stopped while its run was under way ("domain is not running") is, for the
+        // pipeline, gone from this host like one that was undefined or migrated away.
+        let stopped = error.code == .operationInvalid && error.message.contains("not running")
         let kind: Kind =
-            if error.isNoDomain { .noDomain } else if error.isTransient { .transient } else if error.isUnsupported {
+            if error.isNoDomain || stopped { .noDomain } else if error.isTransient { .transient } else if error.isUnsupported {
                 .unsupported
             } else { .permanent }
         self.init(kind, operation: operation, message: error.message, code: error.code.rawValue)

@@ -20,7 +20,7 @@ public enum DomainXML {
     /// - Throws: ``ParseError`` when the XML is malformed.
     public static func cdroms(in xml: String) throws(ParseError) -> [CDROMDevice] {
         let delegate = CDROMCollector()
-        let parser = XMLParser(data: Data(xml.utf8))
+        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(Array(xml.utf8))))
         parser.shouldResolveExternalEntities = false
         parser.shouldProcessNamespaces = false
         parser.delegate = delegate

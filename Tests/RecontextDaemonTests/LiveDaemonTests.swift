@@ -328,7 +328,7 @@ struct LiveDaemonTests {
 
         let foreign = setup.directory + "/foreign.iso"
         try TestDirectories.writeMedia(foreign, tag: "foreign")
-        _ = try host.virsh(["change-media", name, "sda", foreign, "--update", "--live"])
+        _ = try host.virsh(["change-media", name, "sda", foreign, "--update", "--live", "--force"])
         #expect(try connection.domain(named: name).cdroms().first?.sourceFile == foreign)
         let restored = try #require(try await Self.waitForImage(connection, name, directory: setup.images, other: first, timeout: .seconds(20)))
         #expect(try ContextImageReader.read(restored).generation["generation"] as? Int == 2)

@@ -66,7 +66,7 @@ enum XMLTree {
         if let failure = checkProlog(bytes) {
             return .failure(failure)
         }
-        let parser = XMLParser(data: Data(bytes))
+        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes)))  // see XMLParserSafety
         parser.shouldProcessNamespaces = true
         parser.shouldReportNamespacePrefixes = false
         parser.shouldResolveExternalEntities = false

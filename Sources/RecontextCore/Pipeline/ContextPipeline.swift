@@ -237,6 +237,20 @@ private final class Run {
             var recorded = current
             recorded.time = Date()
             let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
+            // The record lags behind the drive: a previous run stopped after the live change (the
+            // daemon was killed, or the config update failed). Make the persistent definition name
+            // the attached image too, or it keeps the older one (and the next start would use it).
+            if scope.contains(.config) {
+                do {
+                    try await timed(.insert) { () async throws(HypervisorError) in
+                        try await retrying("change media (config)") { () async throws(HypervisorError) in
+                            try await hypervisor.changeMedia(of: snapshot.identity, drive: drive, to: oldSource, scope: .config)
+                        }
+                    }
+                } catch {
+                    warnings.append("the persistent definition could not be updated to the attached image: \(error)")
+                }
+            }
             do {
                 try await timed(.insert) { () async throws(HypervisorError) in
                     try await retrying("record applied state") { () async throws(HypervisorError) in

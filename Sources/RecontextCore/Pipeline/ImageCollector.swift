@@ -3,6 +3,7 @@ import Logging
 
 /// Removes images that no domain on this host refers to any more.
 ///
+/// Temporary files of writes that were interrupted (the daemon was killed) count as images here.
 /// An image is removed only when all of these hold: its name is one of ours (``ImageNaming``),
 /// no domain's live or persistent definition names it, it is older than the grace period (so an
 /// image being attached right now is never taken), and, when the directory is shared by several
@@ -44,7 +45,9 @@ public struct ImageCollector: Sendable {
         for image in stored where !referenced.contains(image.path) {
             guard now.timeIntervalSince(image.modified) >= graceSeconds else { continue }
             if sharedDirectory {
-                guard let uuid = ImageNaming.parse(image.name)?.uuid, known.contains(uuid) else { continue }
+                guard let uuid = (ImageNaming.parse(image.name) ?? ImageNaming.parseTemporary(image.name))?.uuid,
+                    known.contains(uuid)
+                else { continue }
             }
             do {
                 try await images.remove(path: image.path)

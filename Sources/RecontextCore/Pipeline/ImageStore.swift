@@ -18,7 +18,8 @@ public protocol ImageStore: Sendable {
     /// Whether an image exists at `path`.
     func exists(path: String) async -> Bool
 
-    /// Every file in the directory that looks like one of our images (see ``ImageNaming``).
+    /// Every file in the directory that looks like one of our images (see ``ImageNaming``),
+    /// including temporary files of interrupted writes (``ImageNaming/parseTemporary(_:)``).
     func storedImages() async throws(ImageStoreError) -> [StoredImage]
 }
 
@@ -77,5 +78,20 @@ public enum ImageNaming {
             parts[1].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
         else { return nil }
         return (uuid, generation, String(parts[1]))
+    }
+
+    /// Parses the name of a temporary file the atomic writer leaves behind when it is killed
+    /// mid-write (`.<image name>.tmp-<pid>-<hex>`) into the image it was to become, or `nil`.
+    ///
+    /// Such a file never has a final-looking name (it starts with a dot), is never attached, and
+    /// is removed by image collection once older than the grace period.
+    public static func parseTemporary(_ name: String) -> (uuid: String, generation: UInt64, hashPrefix: String)? {
+        guard name.hasPrefix("."), let marker = name.range(of: ".iso.tmp-", options: .backwards) else { return nil }
+        let suffix = name[marker.upperBound...]
+        let parts = suffix.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].allSatisfy(\.isASCII), parts[0].allSatisfy(\.isNumber),
+            !parts[1].isEmpty, parts[1].allSatisfy({ $0.isASCII && $0.isHexDigit })
+        else { return nil }
+        return parse(String(name[name.index(after: name.startIndex)..<marker.lowerBound]) + ".iso")
     }
 }
