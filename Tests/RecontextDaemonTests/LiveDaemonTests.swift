@@ -328,7 +328,15 @@ struct LiveDaemonTests {
 
         let foreign = setup.directory + "/foreign.iso"
         try TestDirectories.writeMedia(foreign, tag: "foreign")
-        _ = try host.virsh(["change-media", name, "sda", foreign, "--update", "--live", "--force"])
+        // Once the daemon's run is over (it holds libvirt's job on the domain until then), swap
+        // the media by hand; retried, as libvirt refuses a change while another job runs.
+        #expect(await daemon.waitForLog("context applied"))
+        var swapped = false
+        for _ in 0..<20 where !swapped {
+            swapped = (try? host.virsh(["change-media", name, "sda", foreign, "--update", "--live", "--force"])) != nil
+            if !swapped { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(swapped)
         #expect(try connection.domain(named: name).cdroms().first?.sourceFile == foreign)
         let restored = try #require(try await Self.waitForImage(connection, name, directory: setup.images, other: first, timeout: .seconds(20)))
         #expect(try ContextImageReader.read(restored).generation["generation"] as? Int == 2)
