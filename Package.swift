@@ -50,9 +50,11 @@ let package = Package(
         ),
 
         // MARK: - Safe wrappers
+        /// Guards Foundation's XMLParser against inputs that crash it; shared by every XML reader.
+        .target(name: "XMLSafety"),
         .target(
             name: "Virt",
-            dependencies: ["CLibvirt"]
+            dependencies: ["CLibvirt", "XMLSafety"]
         ),
         .target(
             name: "ISOBuilder",
@@ -63,6 +65,7 @@ let package = Package(
         .target(
             name: "RecontextCore",
             dependencies: [
+                "XMLSafety",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -99,9 +102,9 @@ let package = Package(
             dependencies: ["RecontextCore"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
+        .testTarget(name: "VirtTests", dependencies: ["Virt", "XMLSafety", "TestSupport"]),
         .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
-        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "TestSupport"]),
+        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "XMLSafety", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import XMLSafety
 import Virt
 
 #if canImport(FoundationXML)

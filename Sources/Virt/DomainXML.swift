@@ -1,4 +1,5 @@
 import Foundation
+import XMLSafety
 
 #if canImport(FoundationXML)
     import FoundationXML

@@ -1,3 +1,4 @@
+import XMLSafety
 import Foundation
 import RecontextCore
 import TestSupport
