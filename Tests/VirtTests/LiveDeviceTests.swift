@@ -12,20 +12,38 @@ import Testing
     "real libvirtd: CD-ROM media change, detach and attach",
     .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
 struct LiveDeviceTests {
-    static func define(
-        _ host: LibvirtTestHost, _ connection: Connection, bus: LibvirtTestHost.CDROM.Bus, target: String,
-        source: String
-    ) throws -> Domain {
-        let name = "virt-\(bus.rawValue)-\(UUID().uuidString.prefix(8).lowercased())"
-        let xml = LibvirtTestHost.minimalDomainXML(
-            name: name, cdroms: [.init(bus: bus, target: target, source: source)],
-            type: LibvirtTestHost.preferredDomainType)
-        return try connection.defineDomain(xml: xml)
-    }
+    /// A running firmware-only VM on the shared test host with one CD-ROM holding `old.iso`, plus
+    /// `new.iso` beside it; an event collector started before the VM was defined. Destroys and
+    /// undefines the VM, closes the connection and removes the images when released.
+    final class RunningVM {
+        let directory: String
+        let connection: Connection
+        let events: EventCollector
+        let domain: Domain
+        var old: String { directory + "/old.iso" }
+        var new: String { directory + "/new.iso" }
 
-    static func cleanUp(_ domain: Domain) {
-        try? domain.destroy()
-        try? domain.undefine()
+        init(_ label: String, bus: LibvirtTestHost.CDROM.Bus, target: String) async throws {
+            let host = try await SharedLibvirtHost.shared.get()
+            directory = try TestDirectories.makeImageDirectory(label)
+            try TestDirectories.writeMedia(directory + "/old.iso", tag: "old")
+            try TestDirectories.writeMedia(directory + "/new.iso", tag: "new")
+            connection = try Connection.open(host.uri)
+            events = EventCollector(try connection.events())
+            let name = "virt-\(bus.rawValue)-\(UUID().uuidString.prefix(8).lowercased())"
+            let xml = LibvirtTestHost.minimalDomainXML(
+                name: name, cdroms: [.init(bus: bus, target: target, source: directory + "/old.iso")],
+                type: LibvirtTestHost.preferredDomainType)
+            domain = try connection.defineDomain(xml: xml)
+            try domain.start()
+        }
+
+        deinit {
+            try? domain.destroy()
+            try? domain.undefine()
+            connection.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 
     @Test(
@@ -34,20 +52,12 @@ struct LiveDeviceTests {
             (LibvirtTestHost.CDROM.Bus.sata, "sda"), (.ide, "hdc"), (.scsi, "sda"),
         ])
     func mediaChange(bus: LibvirtTestHost.CDROM.Bus, target: String) async throws {
-        let host = try await SharedLibvirtHost.shared.get()
-        let directory = try TestDirectories.makeImageDirectory("media-\(bus.rawValue)")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let old = directory + "/old.iso"
-        let new = directory + "/new.iso"
-        try TestDirectories.writeMedia(old, tag: "old")
-        try TestDirectories.writeMedia(new, tag: "new")
-
-        let connection = try Connection.open(host.uri)
-        defer { connection.close() }
-        let events = EventCollector(try connection.events())
-        let domain = try Self.define(host, connection, bus: bus, target: target, source: old)
-        defer { Self.cleanUp(domain) }
-        try domain.start()
+        let vm = try await RunningVM("media-\(bus.rawValue)", bus: bus, target: target)
+        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        let domain = vm.domain
+        let old = vm.old
+        let new = vm.new
+        let events = vm.events
         #expect(try domain.state().state == .running)
 
         let cdrom = try #require(try domain.cdroms().first)
@@ -70,20 +80,12 @@ struct LiveDeviceTests {
 
     @Test("a SCSI CD-ROM is detached and attached again with a new image, with device events")
     func scsiDetachAttach() async throws {
-        let host = try await SharedLibvirtHost.shared.get()
-        let directory = try TestDirectories.makeImageDirectory("scsi-replace")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let old = directory + "/old.iso"
-        let new = directory + "/new.iso"
-        try TestDirectories.writeMedia(old, tag: "old")
-        try TestDirectories.writeMedia(new, tag: "new")
-
-        let connection = try Connection.open(host.uri)
-        defer { connection.close() }
-        let events = EventCollector(try connection.events())
-        let domain = try Self.define(host, connection, bus: .scsi, target: "sdb", source: old)
-        defer { Self.cleanUp(domain) }
-        try domain.start()
+        let vm = try await RunningVM("scsi-replace", bus: .scsi, target: "sdb")
+        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        let domain = vm.domain
+        let old = vm.old
+        let new = vm.new
+        let events = vm.events
         let cdrom = try #require(try domain.cdroms().first)
         let alias = try #require(cdrom.alias)
         #expect(cdrom.address["type"] == "drive")
@@ -104,16 +106,10 @@ struct LiveDeviceTests {
 
     @Test("detaching a SATA CD-ROM or hot-plugging one is refused as a permanent error")
     func sataHotplugRefused() async throws {
-        let host = try await SharedLibvirtHost.shared.get()
-        let directory = try TestDirectories.makeImageDirectory("sata-hotplug")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let old = directory + "/old.iso"
-        try TestDirectories.writeMedia(old, tag: "old")
-        let connection = try Connection.open(host.uri)
-        defer { connection.close() }
-        let domain = try Self.define(host, connection, bus: .sata, target: "sda", source: old)
-        defer { Self.cleanUp(domain) }
-        try domain.start()
+        let vm = try await RunningVM("sata-hotplug", bus: .sata, target: "sda")
+        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        let domain = vm.domain
+        let old = vm.old
         let cdrom = try #require(try domain.cdroms().first)
 
         let detach = try #require(throws: VirtError.self) { try domain.detachDevice(xml: cdrom.xml(source: old), impact: [.live]) }
@@ -128,17 +124,10 @@ struct LiveDeviceTests {
 
     @Test("metadata set live and config on a running domain; the change event names the namespace")
     func liveMetadata() async throws {
-        let host = try await SharedLibvirtHost.shared.get()
-        let directory = try TestDirectories.makeImageDirectory("metadata")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let old = directory + "/old.iso"
-        try TestDirectories.writeMedia(old, tag: "old")
-        let connection = try Connection.open(host.uri)
-        defer { connection.close() }
-        let events = EventCollector(try connection.events())
-        let domain = try Self.define(host, connection, bus: .sata, target: "sda", source: old)
-        defer { Self.cleanUp(domain) }
-        try domain.start()
+        let vm = try await RunningVM("metadata", bus: .sata, target: "sda")
+        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        let domain = vm.domain
+        let events = vm.events
         let namespace = "urn:recontextd:virt-test:1"
         try domain.setMetadata("<context managed='yes'/>", key: "rc", namespace: namespace, impact: [.live, .config])
         #expect(try domain.metadata(namespace: namespace, impact: .live)?.contains("managed") == true)
