@@ -70,9 +70,10 @@ extension Connection {
     }
 
     private func deregister(_ ids: [Int32]) {
-        guard !closeState.withLock({ $0.closed }) else { return }
-        for id in ids where virConnectDomainEventDeregisterAny(handle, id) < 0 {
-            virResetLastError()
+        ifOpen { handle in
+            for id in ids where virConnectDomainEventDeregisterAny(handle, id) < 0 {
+                virResetLastError()
+            }
         }
     }
 }

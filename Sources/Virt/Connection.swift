@@ -28,6 +28,9 @@ public final class Connection: @unchecked Sendable {
         var closeCallbackRegistered = false
     }
     let closeState = Mutex(CloseState())
+    /// Serialises closing with deregistrations from other threads (see ``ifOpen(_:)``). Separate
+    /// from `closeState`, which the close callback takes on the event-loop thread.
+    let handleLock = Mutex(())
 
     private init(handle: OpaquePointer, uri: String, readOnly: Bool) {
         self.handle = handle
@@ -67,20 +70,36 @@ public final class Connection: @unchecked Sendable {
     /// Deregisters the close callback first (else libvirt never frees its context), then
     /// `virConnectClose`. Event streams of this connection finish.
     public func close() {
-        let (wasClosed, subscribers, hadCallback) = closeState.withLock { state in
-            defer {
-                state.closed = true
-                state.subscribers = [:]
-                state.closeCallbackRegistered = false
+        // Under `handleLock`: a deregistration running on another thread (a finished event
+        // stream) must never use the handle while, or after, it is closed.
+        let subscribers: [@Sendable (CloseReason) -> Void] = handleLock.withLock { _ in
+            let (wasClosed, subscribers, hadCallback) = closeState.withLock { state in
+                defer {
+                    state.closed = true
+                    state.subscribers = [:]
+                    state.closeCallbackRegistered = false
+                }
+                return (state.closed, Array(state.subscribers.values), state.closeCallbackRegistered)
             }
-            return (state.closed, Array(state.subscribers.values), state.closeCallbackRegistered)
+            guard !wasClosed else { return [] }
+            if hadCallback {
+                if virConnectUnregisterCloseCallback(handle, connectionClosedCallback) < 0 { virResetLastError() }
+            }
+            virConnectClose(handle)
+            return subscribers
         }
-        guard !wasClosed else { return }
-        if hadCallback {
-            if virConnectUnregisterCloseCallback(handle, connectionClosedCallback) < 0 { virResetLastError() }
-        }
-        virConnectClose(handle)
         for subscriber in subscribers { subscriber(.client) }
+    }
+
+    /// Runs `body` with the handle unless the connection is closed; ``close()`` waits for it.
+    ///
+    /// For work started outside the caller's control (a finished event stream deregistering on
+    /// another thread), which could otherwise race with ``close()`` and use a freed handle.
+    func ifOpen(_ body: (OpaquePointer) -> Void) {
+        handleLock.withLock { _ in
+            guard !closeState.withLock({ $0.closed }) else { return }
+            body(handle)
+        }
     }
 
     /// True when the connection is open and the daemon answers.
