@@ -13,7 +13,8 @@ let package = Package(
         .executable(name: "recontextd", targets: ["recontextd"]),
         // For the benchmark package in Benchmarks/ (a separate package, so that `swift build` and
         // `swift test` here never build it). Not an API promise.
-        .library(name: "RecontextBenchmarkSupport", targets: ["RecontextDaemon", "ISOBuilder", "RecontextCore", "Virt"]),
+        .library(
+            name: "RecontextBenchmarkSupport", targets: ["RecontextDaemon", "ISOBuilder", "RecontextCore", "Virt"]),
         // For the fuzz targets in Fuzz/ (a separate package built with -sanitize=fuzzer by
         // scripts/fuzz). Not an API promise.
         .library(name: "RecontextFuzzSupport", targets: ["RecontextCore"]),

@@ -21,9 +21,18 @@ let package = Package(
     ],
     targets: [
         .target(name: "FuzzSupport"),
-        .executableTarget(name: "fuzz-metadata", dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"], path: "Sources/FuzzMetadata"),
-        .executableTarget(name: "fuzz-config", dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"], path: "Sources/FuzzConfig"),
-        .executableTarget(name: "fuzz-render", dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"], path: "Sources/FuzzRender"),
+        .executableTarget(
+            name: "fuzz-metadata",
+            dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],
+            path: "Sources/FuzzMetadata"),
+        .executableTarget(
+            name: "fuzz-config",
+            dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],
+            path: "Sources/FuzzConfig"),
+        .executableTarget(
+            name: "fuzz-render",
+            dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],
+            path: "Sources/FuzzRender"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -78,7 +78,7 @@ enum AtomicFileWriter {
         if failurePoint == .afterWrite {
             throw .system("write", errno: EIO, path: temporaryPath, what: "write the image (injected failure)")
         }
-        if let group, fchown(file, uid_t.max, group) != 0 {  // uid_t.max is (uid_t)-1: keep the owner
+        if let group, fchown(file, uid_t.max, group) != 0 { // uid_t.max is (uid_t)-1: keep the owner
             throw .system("fchown", errno: errno, path: temporaryPath, what: "give the image group \(group)")
         }
         // After fchown, which may clear set-id bits.
@@ -115,7 +115,8 @@ enum AtomicFileWriter {
     private static func split(_ path: String) throws(ISOBuilderError) -> (directory: String, name: String) {
         guard !path.isEmpty, !path.utf8.contains(0) else {
             throw ISOBuilderError(
-                code: .invalidPath, message: "the output path \(String(reflecting: path)) is empty or contains NUL", path: path)
+                code: .invalidPath, message: "the output path \(String(reflecting: path)) is empty or contains NUL",
+                path: path)
         }
         let directory: String
         let name: String
@@ -128,7 +129,8 @@ enum AtomicFileWriter {
             name = path
         }
         guard !name.isEmpty, name != ".", name != ".." else {
-            throw ISOBuilderError(code: .invalidPath, message: "the output path '\(path)' does not name a file", path: path)
+            throw ISOBuilderError(
+                code: .invalidPath, message: "the output path '\(path)' does not name a file", path: path)
         }
         return (directory, name)
     }
@@ -143,7 +145,8 @@ enum AtomicFileWriter {
         for _ in 0..<attempts {
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
             // Keep within NAME_MAX (255) even for long destination names.
-            let temporaryName = name.utf8.count <= 200 ? ".\(name).tmp-\(getpid())-\(suffix)" : ".tmp-\(getpid())-\(suffix)"
+            let temporaryName =
+                name.utf8.count <= 200 ? ".\(name).tmp-\(getpid())-\(suffix)" : ".tmp-\(getpid())-\(suffix)"
             let file = openat(directory, temporaryName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if file >= 0 { return (file, temporaryName) }
             lastError = errno

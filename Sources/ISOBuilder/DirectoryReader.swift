@@ -38,7 +38,9 @@ struct DirectoryReader {
     }
 
     /// Adds the contents of an open directory.
-    private mutating func walk(_ directory: Int32, diskPath: String, imagePath: String, depth: Int) throws(ISOBuilderError) {
+    private mutating func walk(_ directory: Int32, diskPath: String, imagePath: String, depth: Int)
+        throws(ISOBuilderError)
+    {
         guard depth < Self.maxDepth else {
             throw ISOBuilderError(
                 code: .pathTooLong,
@@ -68,7 +70,8 @@ struct DirectoryReader {
             case S_IFLNK:
                 throw ISOBuilderError(
                     code: .symbolicLink,
-                    message: "the input '\(childDisk)' is a symbolic link; links are not followed or copied into images",
+                    message:
+                        "the input '\(childDisk)' is a symbolic link; links are not followed or copied into images",
                     path: childDisk
                 )
             default:
@@ -121,7 +124,9 @@ struct DirectoryReader {
     }
 
     /// Reads one regular file, refusing anything that turned into something else since `fstatat`.
-    private mutating func readFile(named name: String, in directory: Int32, diskPath: String) throws(ISOBuilderError) -> [UInt8] {
+    private mutating func readFile(named name: String, in directory: Int32, diskPath: String) throws(ISOBuilderError)
+        -> [UInt8]
+    {
         // O_NONBLOCK: should the name have become a FIFO since fstatat, opening it must not hang.
         let file = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard file >= 0 else {

@@ -127,7 +127,9 @@ public struct ISOBuilder: Sendable {
     /// - Important: Blocking (including `fsync`); the build part is serialised process-wide, the file
     ///   part is not. Run off the cooperative thread pool.
     @discardableResult
-    public func writeImage(_ image: ISOImage, to path: String, mode: mode_t, group: gid_t? = nil) throws(ISOBuilderError) -> Int {
+    public func writeImage(_ image: ISOImage, to path: String, mode: mode_t, group: gid_t? = nil)
+        throws(ISOBuilderError) -> Int
+    {
         try ImagePlan.validateMode(mode, path: path)
         let bytes = try makeImage(image)
         return try AtomicFileWriter.write(bytes, to: path, mode: mode, group: group)
@@ -166,7 +168,8 @@ public struct ISOBuilder: Sendable {
             guard value.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int(value) else {
                 throw ISOBuilderError(
                     code: .invalidModificationTime,
-                    message: "SOURCE_DATE_EPOCH=\(String(reflecting: value)) is not a decimal number of seconds since 1970"
+                    message:
+                        "SOURCE_DATE_EPOCH=\(String(reflecting: value)) is not a decimal number of seconds since 1970"
                 )
             }
             return seconds

@@ -53,6 +53,8 @@ extension ISOImage {
     ) throws(ISOBuilderError) {
         var reader = DirectoryReader(maxTotalBytes: maxTotalBytes)
         let rootMode = try reader.read(path)
-        self.init(volumeID: volumeID, entries: reader.entries, modificationTime: modificationTime, rootDirectoryMode: rootMode)
+        self.init(
+            volumeID: volumeID, entries: reader.entries, modificationTime: modificationTime, rootDirectoryMode: rootMode
+        )
     }
 }

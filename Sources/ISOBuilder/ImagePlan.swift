@@ -195,7 +195,8 @@ struct ImagePlan {
         guard bytes.count <= maxVolumeIDBytes else {
             throw ISOBuilderError(
                 code: .invalidVolumeID,
-                message: "the volume id '\(volumeID)' is \(bytes.count) bytes long; ISO 9660 allows at most \(maxVolumeIDBytes)"
+                message:
+                    "the volume id '\(volumeID)' is \(bytes.count) bytes long; ISO 9660 allows at most \(maxVolumeIDBytes)"
             )
         }
         guard bytes.allSatisfy({ (0x20...0x7E).contains($0) }) else {
@@ -207,7 +208,8 @@ struct ImagePlan {
         guard bytes.last != 0x20 else {
             throw ISOBuilderError(
                 code: .invalidVolumeID,
-                message: "the volume id \(String(reflecting: volumeID)) ends with a space, which ISO 9660 padding would lose"
+                message:
+                    "the volume id \(String(reflecting: volumeID)) ends with a space, which ISO 9660 padding would lose"
             )
         }
     }
@@ -228,7 +230,8 @@ struct ImagePlan {
         guard mode & ~0o7777 == 0 else {
             throw ISOBuilderError(
                 code: .invalidMode,
-                message: "the mode 0o\(String(mode, radix: 8)) of '\(path)' has bits outside the permission bits 0o7777",
+                message:
+                    "the mode 0o\(String(mode, radix: 8)) of '\(path)' has bits outside the permission bits 0o7777",
                 path: path
             )
         }

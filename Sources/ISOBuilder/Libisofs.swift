@@ -78,7 +78,8 @@ enum Libisofs {
     /// libisofs messages (read now, inside the failing call's lock scope).
     static func error(status: Int32, step: String, path: String?) -> ISOBuilderError {
         let text = iso_error_to_msg(status).map { String(cString: $0) } ?? "unknown error"
-        var message = "libisofs failed to \(step): \(text) (0x\(String(UInt32(bitPattern: status), radix: 16, uppercase: true)))"
+        var message =
+            "libisofs failed to \(step): \(text) (0x\(String(UInt32(bitPattern: status), radix: 16, uppercase: true)))"
         let details = takeMessages()
         if !details.isEmpty {
             message += "; libisofs said: " + details.joined(separator: "; ")

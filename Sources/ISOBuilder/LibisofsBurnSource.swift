@@ -81,7 +81,8 @@ final class LibisofsBurnSource {
             initialized = 0
             do throws(ISOBuilderError) {
                 while initialized < size {
-                    let chunk = UnsafeMutableBufferPointer(rebasing: buffer[initialized..<min(size, initialized + (1 << 24))])
+                    let chunk = UnsafeMutableBufferPointer(
+                        rebasing: buffer[initialized..<min(size, initialized + (1 << 24))])
                     let count = try read(into: chunk)
                     if count == 0 { break }
                     initialized += count

@@ -53,7 +53,9 @@ final class LibisofsImage {
     ///   - directory: The planned directory.
     ///   - parent: The parent `IsoDir *`.
     /// - Returns: The new `IsoDir *`, owned by the image.
-    func addDirectory(_ directory: ImagePlan.Directory, in parent: OpaquePointer) throws(ISOBuilderError) -> OpaquePointer {
+    func addDirectory(_ directory: ImagePlan.Directory, in parent: OpaquePointer) throws(ISOBuilderError)
+        -> OpaquePointer
+    {
         var node: OpaquePointer?
         try Libisofs.check(
             iso_image_add_new_dir(handle, parent, directory.name, &node),
@@ -62,7 +64,8 @@ final class LibisofsImage {
         )
         guard let node else {
             throw ISOBuilderError(
-                code: .libisofs, message: "libisofs returned no directory for '\(directory.path)'", path: directory.path)
+                code: .libisofs, message: "libisofs returned no directory for '\(directory.path)'", path: directory.path
+            )
         }
         setAttributes(of: node, mode: directory.mode)
         return node

@@ -60,7 +60,8 @@ final class LibisofsWriteOptions {
         var seconds = time_t(time)
         var parts = tm()
         guard gmtime_r(&seconds, &parts) != nil else {
-            throw ISOBuilderError(code: .invalidModificationTime, message: "cannot convert time \(time) to a calendar date")
+            throw ISOBuilderError(
+                code: .invalidModificationTime, message: "cannot convert time \(time) to a calendar date")
         }
         let digits = [
             (Int(parts.tm_year) + 1900, 4), (Int(parts.tm_mon) + 1, 2), (Int(parts.tm_mday), 2),

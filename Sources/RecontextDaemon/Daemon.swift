@@ -64,7 +64,8 @@ public struct Runtime: Sendable {
 
     /// Builds the parts; creates the image directory if needed.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
-    public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError) {
+    public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError)
+    {
         self.configuration = configuration
         var group: gid_t?
         if let name = configuration.images.group {
@@ -244,7 +245,9 @@ public final class Daemon: Service, Sendable {
                 counterState.withLock { $0.reconnects += 1 }
                 metrics.recordReconnect()
             }
-            logger.notice(first ? "connected to libvirt" : "reconnected to libvirt", metadata: ["libvirt.uri": "\(hypervisor.uri)"])
+            logger.notice(
+                first ? "connected to libvirt" : "reconnected to libvirt",
+                metadata: ["libvirt.uri": "\(hypervisor.uri)"])
             await reconcile(trigger: .reconcile)
             if first {
                 await scheduler.waitUntilIdle()
@@ -268,7 +271,9 @@ public final class Daemon: Service, Sendable {
                 {
                     pending = (domainEvent.domain.uuid, domainEvent.receivedAt)
                 }
-                if await controller.handle(mapped) == nil, let pending { metrics.dropPendingEvent(for: pending.uuid, at: pending.time) }
+                if await controller.handle(mapped) == nil, let pending {
+                    metrics.dropPendingEvent(for: pending.uuid, at: pending.time)
+                }
             }
         }
     }
@@ -299,7 +304,8 @@ public final class Daemon: Service, Sendable {
         let images = runtime.withLock { $0.images }
         let shared = configuration.images.shared
         let grace = configuration.pipeline.collectGrace
-        let collector = ImageCollector(hypervisor: hypervisor, images: images, grace: grace, sharedDirectory: shared, logger: logger)
+        let collector = ImageCollector(
+            hypervisor: hypervisor, images: images, grace: grace, sharedDirectory: shared, logger: logger)
         do {
             try await collector.collect()
         } catch {
@@ -319,11 +325,15 @@ public final class Daemon: Service, Sendable {
         do {
             configuration = try options.loadConfiguration()
         } catch {
-            for problem in error.problems { logger.error("invalid configuration, keeping the old one", metadata: ["problem": "\(problem)"]) }
+            for problem in error.problems {
+                logger.error("invalid configuration, keeping the old one", metadata: ["problem": "\(problem)"])
+            }
             return
         }
         if configuration.libvirt.uri != hypervisor.uri {
-            logger.warning("libvirt.uri changed; it takes effect at the next restart", metadata: ["libvirt.uri": "\(configuration.libvirt.uri)"])
+            logger.warning(
+                "libvirt.uri changed; it takes effect at the next restart",
+                metadata: ["libvirt.uri": "\(configuration.libvirt.uri)"])
         }
         if configuration.pipeline.concurrency != scheduler.concurrency {
             logger.warning("pipeline.concurrency changed; it takes effect at the next restart")

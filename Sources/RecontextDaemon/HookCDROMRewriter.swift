@@ -1,5 +1,5 @@
-import Virt
 import Foundation
+import Virt
 
 #if canImport(Glibc)
     import Glibc
@@ -112,7 +112,8 @@ public struct HookCDROMRewriter: Sendable {
     /// - Parameters:
     ///   - imageDirectory: `images.directory` of the configuration (absolute).
     ///   - fileState: How to learn whether a file exists; ``HookFileState/probe(_:)`` on a host.
-    public init(imageDirectory: String, fileState: @escaping @Sendable (String) -> HookFileState = HookFileState.probe) {
+    public init(imageDirectory: String, fileState: @escaping @Sendable (String) -> HookFileState = HookFileState.probe)
+    {
         self.imageDirectory = imageDirectory
         self.fileState = fileState
         directoryComponents = Self.resolvedComponents(imageDirectory)
@@ -184,7 +185,7 @@ public struct HookCDROMRewriter: Sendable {
         {
             cdromNumber += 1
             guard (disk.attribute("type") ?? "file") == "file" else { continue }
-            let children = (index + 1)..<(disk.lastDescendant + 1)  // empty for <disk .../>
+            let children = (index + 1)..<(disk.lastDescendant + 1) // empty for <disk .../>
             let target =
                 children.first { elements[$0].parent == index && elements[$0].name == "target" }
                 .flatMap { elements[$0].attribute("dev") } ?? "#\(cdromNumber)"
@@ -225,7 +226,9 @@ public struct HookCDROMRewriter: Sendable {
         let check: String?
         do {
             let reread = try HookXMLParserCheck.elements(of: output)
-            check = HookXMLParserCheck.firstDifference(reread, expected).map { "differs from the input at element \($0)" }
+            check = HookXMLParserCheck.firstDifference(reread, expected).map {
+                "differs from the input at element \($0)"
+            }
         } catch {
             check = "is malformed (\(error))"
         }
@@ -274,7 +277,9 @@ public struct HookCDROMRewriter: Sendable {
         if !missing.isEmpty {
             throw HookError(
                 domain: domain,
-                message: "\(reason); it names \(missing.joined(separator: ", ")), missing on this host, so the hook cannot make the domain start here")
+                message:
+                    "\(reason); it names \(missing.joined(separator: ", ")), missing on this host, so the hook cannot make the domain start here"
+            )
         }
         return HookRewrite(xml: nil, removed: [], warnings: ["\(reason); domain XML left unchanged"])
     }
@@ -285,7 +290,7 @@ public struct HookCDROMRewriter: Sendable {
         guard let directoryComponents else { return [] }
         let directory = directoryComponents.map { "/" + $0 }.joined() + "/"
         var prefixes = [Array(directory.utf8)]
-        let escaped = Array(XMLText.escape(directory).utf8)  // the same five entities libvirt escapes
+        let escaped = Array(XMLText.escape(directory).utf8) // the same five entities libvirt escapes
         if escaped != prefixes[0] { prefixes.append(escaped) }
         var found: [String] = []
         for prefix in prefixes {

@@ -89,7 +89,9 @@ public struct QemuHook: Sendable {
         /// The text, starting with the domain and the operation.
         public var text: String
 
-        public var description: String { "recontextd hook: \(severity == .notice ? "" : "\(severity.rawValue): ")\(text)" }
+        public var description: String {
+            "recontextd hook: \(severity == .notice ? "" : "\(severity.rawValue): ")\(text)"
+        }
     }
 
     /// The configuration file.
@@ -127,7 +129,8 @@ public struct QemuHook: Sendable {
             outcome.messages.append(
                 Message(
                     severity: .warning,
-                    text: "\(call): configuration unusable, domain XML left unchanged (a missing context image fails as without the hook): "
+                    text:
+                        "\(call): configuration unusable, domain XML left unchanged (a missing context image fails as without the hook): "
                         + error.problems.map(\.description).joined(separator: "; ")))
             return outcome
         }
@@ -137,7 +140,9 @@ public struct QemuHook: Sendable {
             input = try readInput()
         } catch {
             outcome.messages.append(
-                Message(severity: .warning, text: "\(call): cannot read the domain XML from standard input (\(error)); left unchanged"))
+                Message(
+                    severity: .warning,
+                    text: "\(call): cannot read the domain XML from standard input (\(error)); left unchanged"))
             return outcome
         }
 
@@ -150,7 +155,9 @@ public struct QemuHook: Sendable {
                 outcome.messages += rewrite.removed.map {
                     Message(
                         severity: .notice,
-                        text: "\(call): \($0) is missing on this host; source removed (empty drive until recontextd inserts this host's image)")
+                        text:
+                            "\(call): \($0) is missing on this host; source removed (empty drive until recontextd inserts this host's image)"
+                    )
                 }
             }
         } catch {
@@ -175,7 +182,9 @@ extension QemuHook {
     /// The corresponding C function is `read`.
     /// - Returns: The bytes, and false for `complete` when more than `limit` were available.
     /// - Throws: ``InputError`` when `read` fails.
-    public static func readAll(fd: Int32 = 0, limit: Int = maximumInputBytes) throws(InputError) -> (bytes: [UInt8], complete: Bool) {
+    public static func readAll(fd: Int32 = 0, limit: Int = maximumInputBytes) throws(InputError) -> (
+        bytes: [UInt8], complete: Bool
+    ) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {

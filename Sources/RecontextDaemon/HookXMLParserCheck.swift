@@ -1,6 +1,6 @@
 import Foundation
-import XMLSafety
 import Virt
+import XMLSafety
 
 #if canImport(FoundationXML)
     import FoundationXML
@@ -35,7 +35,7 @@ struct HookXMLParserCheck {
     /// - Throws: ``Failure`` when libxml2 finds the document malformed.
     static func elements(of bytes: [UInt8]) throws(Failure) -> [Element] {
         let collector = Collector()
-        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes)))  // see XMLParserSafety
+        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes))) // see XMLParserSafety
         parser.shouldResolveExternalEntities = false
         parser.shouldProcessNamespaces = false
         parser.shouldReportNamespacePrefixes = false

@@ -111,7 +111,8 @@ enum HookXMLScanner {
             }
             guard !stack.isEmpty || rootClosed else { throw failure("no root element") }
             if let open = stack.last {
-                throw Failure(line: line, message: "element <\(elements[open].name)> (line \(elements[open].line)) is not closed")
+                throw Failure(
+                    line: line, message: "element <\(elements[open].name)> (line \(elements[open].line)) is not closed")
             }
         }
 
@@ -189,7 +190,8 @@ enum HookXMLScanner {
             position += 1
             guard let open = stack.popLast() else { throw failure("end tag </\(name)> with no open element") }
             guard elements[open].name == name else {
-                throw failure("end tag </\(name)> does not match <\(elements[open].name)> (line \(elements[open].line))")
+                throw failure(
+                    "end tag </\(name)> does not match <\(elements[open].name)> (line \(elements[open].line))")
             }
             close(open)
         }
@@ -283,7 +285,9 @@ enum HookXMLScanner {
                     scalar = UInt32(String(decoding: body.dropFirst(), as: UTF8.self), radix: 10)
                 }
                 guard let scalar, scalar != 0, let character = Unicode.Scalar(scalar) else {
-                    throw failure("unknown entity or bad character reference '&\(String(decoding: body, as: UTF8.self));' in attribute \(attribute)")
+                    throw failure(
+                        "unknown entity or bad character reference '&\(String(decoding: body, as: UTF8.self));' in attribute \(attribute)"
+                    )
                 }
                 value.append(contentsOf: Array(String(Character(character)).utf8))
             }

@@ -21,7 +21,10 @@ public struct ISOImageStore: ImageStore {
     public let builder: ISOBuilder
 
     /// Creates a store; call ``prepare()`` before use.
-    public init(directory: String, mode: mode_t = 0o640, group: gid_t? = nil, maxImageBytes: Int = ISOBuilder.defaultMaxImageBytes) {
+    public init(
+        directory: String, mode: mode_t = 0o640, group: gid_t? = nil,
+        maxImageBytes: Int = ISOBuilder.defaultMaxImageBytes
+    ) {
         self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.mode = mode
         self.group = group
@@ -39,17 +42,23 @@ public struct ISOImageStore: ImageStore {
                 try FileManager.default.createDirectory(
                     atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             } catch {
-                throw ImageStoreError("cannot create image directory \(directory): \(error.localizedDescription)", isTransient: false)
+                throw ImageStoreError(
+                    "cannot create image directory \(directory): \(error.localizedDescription)", isTransient: false)
             }
-            guard lstat(directory, &info) == 0 else { throw Self.systemError("cannot inspect image directory", directory) }
+            guard lstat(directory, &info) == 0 else {
+                throw Self.systemError("cannot inspect image directory", directory)
+            }
             if let group { _ = chown(directory, UInt32.max, group) }
         }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {
-            throw ImageStoreError("image directory \(directory) is not a directory (symlinks are not followed)", isTransient: false)
+            throw ImageStoreError(
+                "image directory \(directory) is not a directory (symlinks are not followed)", isTransient: false)
         }
     }
 
-    public func write(_ context: RenderedContext, record: RenderedFile, name: String) async throws(ImageStoreError) -> String {
+    public func write(_ context: RenderedContext, record: RenderedFile, name: String) async throws(ImageStoreError)
+        -> String
+    {
         guard Self.isPlainName(name) else { throw ImageStoreError("invalid image name \(name)", isTransient: false) }
         var image = ISOImage(volumeID: context.volumeID, entries: [])
         for file in context.files + [record] {
@@ -94,7 +103,9 @@ public struct ISOImageStore: ImageStore {
     public func storedImages() async throws(ImageStoreError) -> [StoredImage] {
         let directory = self.directory
         return try await Blocking.run { () throws(ImageStoreError) -> [StoredImage] in
-            guard let handle = opendir(directory) else { throw Self.systemError("cannot list image directory", directory) }
+            guard let handle = opendir(directory) else {
+                throw Self.systemError("cannot list image directory", directory)
+            }
             defer { closedir(handle) }
             var images: [StoredImage] = []
             while let entry = readdir(handle) {

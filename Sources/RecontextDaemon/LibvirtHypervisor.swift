@@ -99,7 +99,9 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         }
     }
 
-    public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError) {
+    public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope)
+        async throws(HypervisorError)
+    {
         let xml = CDROMDevice(drive).xml(source: drive.source)
         try await withConnection("detach \(drive.target) (\(scope))") { connection throws(VirtError) in
             try connection.domain(uuid: domain.uuid).detachDevice(xml: xml, impact: DomainModificationImpact(scope))
@@ -115,7 +117,9 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         }
     }
 
-    public func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope) async throws(HypervisorError) {
+    public func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope)
+        async throws(HypervisorError)
+    {
         try await withConnection("record applied state (\(scope))") { connection throws(VirtError) in
             try connection.domain(uuid: domain.uuid).setMetadata(
                 xml, key: Self.appliedKey, namespace: AppliedMetadata.namespaceURI,
@@ -142,8 +146,8 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
                             if let file = cdrom.sourceFile { sources.insert(file) }
                         }
                     }
-                } catch where error.isNoDomain {
-                    continue  // vanished while listing
+                } catch  where error.isNoDomain {
+                    continue // vanished while listing
                 }
             }
             return sources
@@ -160,7 +164,9 @@ extension HypervisorError {
         // pipeline, gone from this host like one that was undefined or migrated away.
         let stopped = error.code == .operationInvalid && error.message.contains("not running")
         let kind: Kind =
-            if error.isNoDomain || stopped { .noDomain } else if error.isTransient { .transient } else if error.isUnsupported {
+            if error.isNoDomain || stopped { .noDomain } else if error.isTransient {
+                .transient
+            } else if error.isUnsupported {
                 .unsupported
             } else { .permanent }
         self.init(kind, operation: operation, message: error.message, code: error.code.rawValue)

@@ -53,11 +53,14 @@ public final class MetricsExporter: Service, Sendable {
     ///   - configuration: `metrics.*`.
     ///   - logger: for write and listener problems.
     ///   - debounce: how long to wait after a run before writing, to catch the rest of a burst.
-    public convenience init(configuration: DaemonConfiguration.Metrics, logger: Logger, debounce: Duration = .milliseconds(500)) {
+    public convenience init(
+        configuration: DaemonConfiguration.Metrics, logger: Logger, debounce: Duration = .milliseconds(500)
+    ) {
         let registry = PrometheusCollectorRegistry()
         self.init(
             configuration: configuration, registry: registry,
-            recorder: MetricsRecorder(factory: Self.makeFactory(registry: registry)), logger: logger, debounce: debounce)
+            recorder: MetricsRecorder(factory: Self.makeFactory(registry: registry)), logger: logger, debounce: debounce
+        )
     }
 
     /// Creates an exporter over an existing registry and recorder.
@@ -96,7 +99,9 @@ public final class MetricsExporter: Service, Sendable {
                 responder?.start()
                 logger.notice("serving metrics", metadata: ["metrics.listen": "\(listen)"])
             } catch {
-                logger.error("cannot serve metrics; going on without", metadata: ["metrics.listen": "\(listen)", "error": "\(error)"])
+                logger.error(
+                    "cannot serve metrics; going on without",
+                    metadata: ["metrics.listen": "\(listen)", "error": "\(error)"])
             }
         }
         defer { responder?.stop() }
@@ -127,13 +132,20 @@ public final class MetricsExporter: Service, Sendable {
         guard let path = configuration.textfile else { return }
         do {
             try MetricsTextFile(path: path).write(render())
-            if lastWriteFailed.withLock({ failed in defer { failed = false }; return failed }) {
+            if lastWriteFailed.withLock({ failed in
+                defer { failed = false }
+                return failed
+            }) {
                 logger.notice("metrics textfile written again", metadata: ["metrics.textfile": "\(path)"])
             }
         } catch {
             // Once per failure streak, not every interval.
-            if !lastWriteFailed.withLock({ failed in defer { failed = true }; return failed }) {
-                logger.warning("cannot write the metrics textfile", metadata: ["metrics.textfile": "\(path)", "error": "\(error)"])
+            if !lastWriteFailed.withLock({ failed in
+                defer { failed = true }
+                return failed
+            }) {
+                logger.warning(
+                    "cannot write the metrics textfile", metadata: ["metrics.textfile": "\(path)", "error": "\(error)"])
             }
         }
     }

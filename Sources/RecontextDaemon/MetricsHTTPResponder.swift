@@ -72,9 +72,13 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
         let family = storage.ss_family
         return withUnsafePointer(to: &storage) { pointer in
             if family == sa_family_t(AF_INET6) {
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    UInt16(bigEndian: $0.pointee.sin6_port)
+                }
             }
-            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                UInt16(bigEndian: $0.pointee.sin_port)
+            }
         }
     }
 
@@ -152,7 +156,9 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
         if !isHead { bytes.append(contentsOf: text.utf8) }
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes { send(connection, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes.withUnsafeBytes {
+                send(connection, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else { return }
             offset += sent
@@ -161,7 +167,8 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
 
     /// The status line, body and whether it is a HEAD request, for a raw request.
     static func response(to request: [UInt8], body: () -> String) -> (status: String, text: String, isHead: Bool) {
-        let firstLine = String(decoding: request.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        let firstLine = String(
+            decoding: request.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
         let parts = firstLine.split(separator: " ")
         guard parts.count >= 2 else { return ("400 Bad Request", "bad request\n", false) }
         let method = parts[0]
@@ -190,7 +197,9 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
             var info = stat()
             if lstat(path, &info) == 0 {
                 guard info.st_mode & S_IFMT == S_IFSOCK else {
-                    throw SetupError(step: "bind", address: shown, errno: EEXIST, message: "a file that is not a socket is in the way")
+                    throw SetupError(
+                        step: "bind", address: shown, errno: EEXIST,
+                        message: "a file that is not a socket is in the way")
                 }
                 unlink(path)
             }
@@ -201,7 +210,9 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
             }
             let descriptor = try socketDescriptor(family: AF_UNIX, shown: shown)
             let result = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             try check(result, "bind", shown, descriptor)
             chmod(path, 0o660)
@@ -213,13 +224,16 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
                 socketAddress.sin6_family = sa_family_t(AF_INET6)
                 socketAddress.sin6_port = port.bigEndian
                 guard inet_pton(AF_INET6, host, &socketAddress.sin6_addr) == 1, host == "::1" else {
-                    throw SetupError(step: "bind", address: shown, errno: EINVAL, message: "not the IPv6 loopback address")
+                    throw SetupError(
+                        step: "bind", address: shown, errno: EINVAL, message: "not the IPv6 loopback address")
                 }
                 let descriptor = try socketDescriptor(family: AF_INET6, shown: shown)
                 var on: Int32 = 1
                 setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
                 let result = withUnsafePointer(to: &socketAddress) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
                 }
                 try check(result, "bind", shown, descriptor)
                 try check(listen(descriptor, 16), "listen", shown, descriptor)
@@ -231,13 +245,16 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
             guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1,
                 UInt32(bigEndian: socketAddress.sin_addr.s_addr) >> 24 == 127
             else {
-                throw SetupError(step: "bind", address: shown, errno: EINVAL, message: "not an IPv4 loopback address (127.0.0.0/8)")
+                throw SetupError(
+                    step: "bind", address: shown, errno: EINVAL, message: "not an IPv4 loopback address (127.0.0.0/8)")
             }
             let descriptor = try socketDescriptor(family: AF_INET, shown: shown)
             var on: Int32 = 1
             setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
             let result = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             try check(result, "bind", shown, descriptor)
             try check(listen(descriptor, 16), "listen", shown, descriptor)
@@ -251,7 +268,8 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
         return descriptor
     }
 
-    private static func check(_ result: Int32, _ step: String, _ shown: String, _ descriptor: Int32) throws(SetupError) {
+    private static func check(_ result: Int32, _ step: String, _ shown: String, _ descriptor: Int32) throws(SetupError)
+    {
         guard result == 0 else {
             let error = SetupError(step: step, address: shown, errno: errno)
             close(descriptor)

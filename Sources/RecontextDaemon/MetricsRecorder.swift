@@ -78,7 +78,10 @@ public final class MetricsRecorder: Sendable {
             })
         phases = Dictionary(
             uniqueKeysWithValues: Phase.allCases.map {
-                ($0, CoreMetrics.Timer(label: Name.phaseDuration, dimensions: [("phase", $0.rawValue)], factory: factory))
+                (
+                    $0,
+                    CoreMetrics.Timer(label: Name.phaseDuration, dimensions: [("phase", $0.rawValue)], factory: factory)
+                )
             })
         runDuration = CoreMetrics.Timer(label: Name.runDuration, factory: factory)
         eventToInserted = CoreMetrics.Timer(label: Name.eventToInserted, factory: factory)

@@ -63,10 +63,14 @@ public struct MetricsTextFile: Sendable {
                 offset += written
             }
         }
-        if failure == nil, fchmod(descriptor, mode) != 0 { failure = WriteError(step: "fchmod", path: temporary, errno: errno) }
+        if failure == nil, fchmod(descriptor, mode) != 0 {
+            failure = WriteError(step: "fchmod", path: temporary, errno: errno)
+        }
         if failure == nil, fsync(descriptor) != 0 { failure = WriteError(step: "fsync", path: temporary, errno: errno) }
         close(descriptor)
-        if failure == nil, rename(temporary, path) != 0 { failure = WriteError(step: "rename", path: path, errno: errno) }
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = WriteError(step: "rename", path: path, errno: errno)
+        }
         if let failure {
             unlink(temporary)
             throw failure

@@ -56,7 +56,9 @@ public struct OneShot: Sendable {
 
     /// The UUID of a domain given by name or UUID.
     public func resolve(_ nameOrUUID: String) throws -> DomainReference {
-        guard let connection = hypervisor.connection else { throw VirtError(code: .invalidConnection, message: "not connected", operation: "resolve") }
+        guard let connection = hypervisor.connection else {
+            throw VirtError(code: .invalidConnection, message: "not connected", operation: "resolve")
+        }
         if let domain = try? connection.domain(uuid: nameOrUUID) { return domain.reference }
         return try connection.domain(named: nameOrUUID).reference
     }
@@ -78,7 +80,8 @@ public struct OneShot: Sendable {
         let domain = try resolve(nameOrUUID)
         let snapshot = try await hypervisor.snapshot(of: domain.uuid)
         guard let desired = try runtime.pipeline.desired(for: snapshot) else {
-            throw ContextError(.missing, domain: domain.name, field: "", "the domain is not managed (no context metadata)")
+            throw ContextError(
+                .missing, domain: domain.name, field: "", "the domain is not managed (no context metadata)")
         }
         let current = desired.applied?.generation ?? 0
         let generation = desired.applied?.contentHash == desired.context.contentHash ? max(current, 1) : current + 1
@@ -86,7 +89,9 @@ public struct OneShot: Sendable {
             generation: generation, host: configuration.host.name, contentHash: desired.context.contentHash,
             domain: snapshot.identity)
         var image = ISOImage(volumeID: desired.context.volumeID)
-        for file in desired.context.files + [record] { image.addFile(at: file.path, contents: file.contents, mode: mode_t(file.mode)) }
+        for file in desired.context.files + [record] {
+            image.addFile(at: file.path, contents: file.contents, mode: mode_t(file.mode))
+        }
         _ = try ISOBuilder(maxImageBytes: configuration.images.maxSize).writeImage(image, to: output, mode: 0o600)
         return (desired.context, generation)
     }
@@ -112,7 +117,8 @@ public struct OneShot: Sendable {
                         status.appliedHost = applied.host
                         status.appliedTime = applied.time
                         status.inSync =
-                            applied.contentHash == desired.context.contentHash && applied.host == configuration.host.name
+                            applied.contentHash == desired.context.contentHash
+                            && applied.host == configuration.host.name
                             && desired.drive.source == applied.imagePath
                     }
                 }

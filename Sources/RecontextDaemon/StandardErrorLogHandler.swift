@@ -24,7 +24,9 @@ public struct StandardErrorLogHandler: LogHandler {
     ///   - level: the lowest level logged.
     ///   - journalPrefixes: use sd-daemon `<N>` prefixes; defaults to whether stderr is the
     ///     journal stream systemd set up.
-    public init(label: String, level: Logger.Level = .info, journalPrefixes: Bool = StandardErrorLogHandler.stderrIsJournal()) {
+    public init(
+        label: String, level: Logger.Level = .info, journalPrefixes: Bool = StandardErrorLogHandler.stderrIsJournal()
+    ) {
         self.label = label
         self.logLevel = level
         self.journalPrefixes = journalPrefixes

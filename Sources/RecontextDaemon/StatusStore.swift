@@ -51,7 +51,9 @@ public struct StatusStore: Sendable {
         var record = Record(
             uuid: report.uuid, name: report.domain?.name, result: report.result, trigger: report.trigger.rawValue,
             runID: report.runID, time: Date(), warnings: report.warnings, timingsMilliseconds: [:])
-        for (phase, duration) in report.timings.phases { record.timingsMilliseconds[phase.rawValue] = duration.milliseconds }
+        for (phase, duration) in report.timings.phases {
+            record.timingsMilliseconds[phase.rawValue] = duration.milliseconds
+        }
         record.timingsMilliseconds["total"] = report.timings.total.milliseconds
         switch report.outcome {
         case .applied(let applied), .unchanged(let applied):

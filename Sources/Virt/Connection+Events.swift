@@ -29,12 +29,30 @@ extension Connection {
         let subscription = EventSubscription(continuation: continuation)
 
         let registrations: [(Int32, virConnectDomainEventGenericCallback)] = [
-            (Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue), unsafeBitCast(lifecycleCallback, to: virConnectDomainEventGenericCallback.self)),
-            (Int32(VIR_DOMAIN_EVENT_ID_METADATA_CHANGE.rawValue), unsafeBitCast(metadataCallback, to: virConnectDomainEventGenericCallback.self)),
-            (Int32(VIR_DOMAIN_EVENT_ID_TRAY_CHANGE.rawValue), unsafeBitCast(trayCallback, to: virConnectDomainEventGenericCallback.self)),
-            (Int32(VIR_DOMAIN_EVENT_ID_DEVICE_ADDED.rawValue), unsafeBitCast(deviceAddedCallback, to: virConnectDomainEventGenericCallback.self)),
-            (Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.rawValue), unsafeBitCast(deviceRemovedCallback, to: virConnectDomainEventGenericCallback.self)),
-            (Int32(VIR_DOMAIN_EVENT_ID_DISK_CHANGE.rawValue), unsafeBitCast(diskChangeCallback, to: virConnectDomainEventGenericCallback.self)),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
+                unsafeBitCast(lifecycleCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_METADATA_CHANGE.rawValue),
+                unsafeBitCast(metadataCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_TRAY_CHANGE.rawValue),
+                unsafeBitCast(trayCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_DEVICE_ADDED.rawValue),
+                unsafeBitCast(deviceAddedCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.rawValue),
+                unsafeBitCast(deviceRemovedCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
+            (
+                Int32(VIR_DOMAIN_EVENT_ID_DISK_CHANGE.rawValue),
+                unsafeBitCast(diskChangeCallback, to: virConnectDomainEventGenericCallback.self)
+            ),
         ]
         var callbackIDs: [Int32] = []
         for (eventID, callback) in registrations {
@@ -130,7 +148,8 @@ private let deviceRemovedCallback: virConnectDomainEventDeviceRemovedCallback = 
     subscription(opaque)?.yield(domain, .deviceRemoved(deviceAlias: string(alias) ?? ""))
 }
 
-private let diskChangeCallback: virConnectDomainEventDiskChangeCallback = { _, domain, old, new, alias, reason, opaque in
+private let diskChangeCallback: virConnectDomainEventDiskChangeCallback = {
+    _, domain, old, new, alias, reason, opaque in
     subscription(opaque)?.yield(
         domain,
         .diskChange(oldSource: string(old), newSource: string(new), deviceAlias: string(alias) ?? "", reason: reason))

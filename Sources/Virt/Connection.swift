@@ -1,8 +1,9 @@
 internal import CLibvirt
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Synchronization
 
 /// A connection to a libvirt driver, such as `qemu:///system` or `test:///default`.
 ///
@@ -221,7 +222,7 @@ extension Connection {
         // at the latest in deinit, so it never outlives the connection.
         let rc = virConnectRegisterCloseCallback(handle, connectionClosedCallback, opaque, nil)
         if rc < 0 {
-            virResetLastError()  // Not every driver supports it (test:// does not need it).
+            virResetLastError() // Not every driver supports it (test:// does not need it).
         } else {
             closeState.withLock { $0.closeCallbackRegistered = true }
         }

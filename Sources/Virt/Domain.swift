@@ -203,7 +203,8 @@ public struct DomainReference: Sendable, Hashable, CustomStringConvertible {
 
 /// `virDomainState`.
 public enum DomainState: Int32, Sendable, Hashable {
-    case noState = 0, running, blocked, paused, shutdown, shutoff, crashed, pmSuspended
+    case noState = 0
+    case running, blocked, paused, shutdown, shutoff, crashed, pmSuspended
 }
 
 /// A domain's state and libvirt's numeric reason for it (`virDomainRunningReason` and friends).

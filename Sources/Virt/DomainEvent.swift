@@ -1,3 +1,6 @@
+// swift-format-ignore-file: OneCasePerLine
+// (The detail enums mirror libvirt's C enums, whose raw values start at 0 and count up.)
+
 /// Something that happened on a connection: a domain event, or the connection closing.
 public enum ConnectionEvent: Sendable, Hashable {
     /// An event about one domain.
@@ -41,12 +44,14 @@ public enum DomainEventKind: Sendable, Hashable {
 
 /// `virDomainMetadataType`.
 public enum MetadataKind: Int32, Sendable, Hashable {
-    case description = 0, title, element
+    case description = 0
+    case title, element
 }
 
 /// `virDomainEventTrayChangeReason`.
 public enum TrayChange: Int32, Sendable, Hashable {
-    case open = 0, close
+    case open = 0
+    case close
 }
 
 /// A lifecycle event with its detail (`virDomainEventType` and the matching detail enum).

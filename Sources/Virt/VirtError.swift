@@ -1,4 +1,5 @@
 internal import CLibvirt
+
 #if canImport(Glibc)
     import Glibc
 #endif

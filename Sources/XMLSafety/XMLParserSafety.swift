@@ -41,7 +41,9 @@ public enum XMLParserSafety {
             } else if starts(Array("<?".utf8), at: index) {
                 // The target runs to the first blank or `?>`; data-less when `?>` follows at once.
                 var cursor = index + 2
-                while cursor < count, ![0x20, 0x09, 0x0A, 0x0D].contains(bytes[cursor]), !starts(Array("?>".utf8), at: cursor) {
+                while cursor < count, ![0x20, 0x09, 0x0A, 0x0D].contains(bytes[cursor]),
+                    !starts(Array("?>".utf8), at: cursor)
+                {
                     cursor += 1
                 }
                 if starts(Array("?>".utf8), at: cursor) { insertions.append(cursor) }

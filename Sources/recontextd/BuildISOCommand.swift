@@ -32,7 +32,9 @@ struct BuildISOCommand: ParsableCommand {
     var directory: String
 
     func validate() throws {
-        guard UInt16(mode, radix: 8) != nil else { throw ValidationError("--mode must be an octal mode like 0644, got '\(mode)'") }
+        guard UInt16(mode, radix: 8) != nil else {
+            throw ValidationError("--mode must be an octal mode like 0644, got '\(mode)'")
+        }
     }
 
     func run() throws {
@@ -43,7 +45,7 @@ struct BuildISOCommand: ParsableCommand {
             print("\(output): \(written) bytes, volume id '\(volumeID)', \(image.entries.count) entries")
         } catch {
             printError("recontextd build-iso: \(error)")
-            throw ExitCode(65)  // EX_DATAERR
+            throw ExitCode(65) // EX_DATAERR
         }
     }
 }

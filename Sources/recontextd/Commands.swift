@@ -40,7 +40,8 @@ struct RunCommand: AsyncParsableCommand {
         // written, and the watchdog pings until the end.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let interval = notifier.watchdogInterval {
-            services.append(.init(service: NotifierWatchdog(notifier: notifier, interval: interval) { _ = await scheduler.isIdle }))
+            services.append(
+                .init(service: NotifierWatchdog(notifier: notifier, interval: interval) { _ = await scheduler.isIdle }))
         }
         if exporter.isEnabled { services.append(.init(service: exporter)) }
         services.append(.init(service: daemon))
@@ -65,13 +66,17 @@ struct CheckConfigCommand: ParsableCommand {
         print("  images.directory  \(configuration.images.directory)")
         print("  host.name         \(configuration.host.name)")
         print("  host.variables    \(configuration.host.variables.keys.sorted().joined(separator: ", "))")
-        print("  context           \(configuration.context.defaultFormat), \(configuration.context.managed.rawValue), \(configuration.context.device.mode.rawValue)")
+        print(
+            "  context           \(configuration.context.defaultFormat), \(configuration.context.managed.rawValue), \(configuration.context.device.mode.rawValue)"
+        )
         print("  log               \(configuration.logLevel), \(configuration.logTarget.rawValue)")
         let metrics = configuration.metrics
         print("  metrics.textfile  \(metrics.textfile ?? "off")")
         print("  metrics.listen    \(metrics.listen?.description ?? "off")")
         if metrics.listen?.needsInternetSockets == true {
-            print("note: metrics.listen on TCP needs the systemd unit's metrics-tcp drop-in (README: Running it as a service)")
+            print(
+                "note: metrics.listen on TCP needs the systemd unit's metrics-tcp drop-in (README: Running it as a service)"
+            )
         }
     }
 }
@@ -89,7 +94,8 @@ struct ApplyCommand: AsyncParsableCommand {
         let logger = global.bootstrapLogging(configuration)
         let report: RunReport
         do {
-            report = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger).apply(domain)
+            report = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger)
+                .apply(domain)
         } catch {
             printError("recontextd apply: \(error)")
             throw ExitCode.failure
@@ -115,8 +121,12 @@ struct RenderCommand: AsyncParsableCommand {
             let (context, generation) = try await OneShot(
                 options: global.daemonOptions, configuration: configuration, logger: logger
             ).render(domain, output: output)
-            print("\(output): \(context.format) image, volume id '\(context.volumeID)', generation \(generation), content \(context.contentHash.prefix(12))")
-            for file in context.files { print("  \(file.path) (\(file.contents.count) bytes, mode \(String(file.mode, radix: 8)))") }
+            print(
+                "\(output): \(context.format) image, volume id '\(context.volumeID)', generation \(generation), content \(context.contentHash.prefix(12))"
+            )
+            for file in context.files {
+                print("  \(file.path) (\(file.contents.count) bytes, mode \(String(file.mode, radix: 8)))")
+            }
         } catch {
             printError("recontextd render: \(error)")
             throw ExitCode.failure
@@ -137,7 +147,8 @@ struct StatusCommand: AsyncParsableCommand {
         let logger = global.bootstrapLogging(configuration)
         let statuses: [DomainStatus]
         do {
-            statuses = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger).status()
+            statuses = try await OneShot(options: global.daemonOptions, configuration: configuration, logger: logger)
+                .status()
         } catch {
             printError("recontextd status: \(error)")
             throw ExitCode.failure
@@ -164,7 +175,9 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            print(
+                row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                    separator: "  "))
         }
         for status in statuses where status.problem != nil { print("\(status.name): \(status.problem!)") }
     }

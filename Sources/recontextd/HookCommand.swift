@@ -24,7 +24,8 @@ struct HookCommand: ParsableCommand {
 struct HookQemuCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qemu",
-        abstract: "libvirt's qemu hook: on an incoming migration or restore, empty the context CD-ROMs whose image is missing here.",
+        abstract:
+            "libvirt's qemu hook: on an incoming migration or restore, empty the context CD-ROMs whose image is missing here.",
         discussion: """
             Reads the domain XML on standard input for 'migrate begin' and 'restore begin' and prints it with the \
             <source> removed from every CD-ROM whose file lies directly in images.directory and is missing on \
@@ -43,14 +44,17 @@ struct HookQemuCommand: ParsableCommand {
     @Argument(help: "The extra argument (usually -).") var extra: String = "-"
 
     func run() throws {
-        let invocation = QemuHook.Invocation(domain: domain, operation: operation, subOperation: subOperation, extra: extra)
+        let invocation = QemuHook.Invocation(
+            domain: domain, operation: operation, subOperation: subOperation, extra: extra)
         let outcome = QemuHook(configurationPath: configurationPath).run(invocation) { try QemuHook.readAll() }
         for message in outcome.messages {
             printError(message.description)
             systemLog(message)
         }
         if !outcome.standardOutput.isEmpty, !writeAll(outcome.standardOutput, to: 1) {
-            printError("recontextd hook: error: \(domain): cannot write the domain XML to standard output: \(String(cString: strerror(errno)))")
+            printError(
+                "recontextd hook: error: \(domain): cannot write the domain XML to standard output: \(String(cString: strerror(errno)))"
+            )
             throw ExitCode.failure
         }
         if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }

@@ -27,13 +27,16 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "The configuration file.")
     var configurationPath: String = DaemonConfiguration.defaultPath
 
-    @Option(name: [.customShort("c"), .customLong("connect")], help: "libvirt URI; overrides libvirt.uri (like virsh -c).")
+    @Option(
+        name: [.customShort("c"), .customLong("connect")], help: "libvirt URI; overrides libvirt.uri (like virsh -c).")
     var connect: String?
 
     @Option(name: .customLong("state-dir"), help: "Directory of lock and status files.")
     var stateDirectory: String = DaemonOptions.defaultStateDirectory
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical; overrides log.level.")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical; overrides log.level.")
     var logLevel: String?
 
     @Option(
@@ -43,7 +46,8 @@ struct GlobalOptions: ParsableArguments {
 
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
-            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let logTarget, DaemonConfiguration.LogTarget(rawValue: logTarget) == nil {
             let names = DaemonConfiguration.LogTarget.allCases.map(\.rawValue).joined(separator: ", ")

@@ -36,7 +36,8 @@ struct AtomicFileWriterFailureTests {
         defer { withExtendedLifetime(directory) {} }
         let bytes = try ISOBuilder().makeImage(Fixtures.tenFiles())
         #expect(throws: ISOBuilderError.self) {
-            try AtomicFileWriter.write(bytes, to: directory.path + "/vm1.iso", mode: 0o644, group: nil, failingAt: .beforeRename)
+            try AtomicFileWriter.write(
+                bytes, to: directory.path + "/vm1.iso", mode: 0o644, group: nil, failingAt: .beforeRename)
         }
         #expect(try directory.contents().isEmpty)
     }

@@ -146,7 +146,8 @@ struct AtomicWriteTests {
         // to the current one that resolves into the temporary directory instead.
         let current = FileManager.default.currentDirectoryPath
         let relative =
-            String(repeating: "../", count: current.split(separator: "/").count) + directory.path.dropFirst() + "/vm1.iso"
+            String(repeating: "../", count: current.split(separator: "/").count) + directory.path.dropFirst()
+            + "/vm1.iso"
         try ISOBuilder().writeImage(Fixtures.tenFiles(), to: relative, mode: 0o644)
         #expect(try directory.contents() == ["vm1.iso"])
     }

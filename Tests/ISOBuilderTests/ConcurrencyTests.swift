@@ -52,7 +52,8 @@ struct ConcurrencyTests {
         let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<20 {
                 group.addTask {
-                    try builder.writeImage(Fixtures.tenFiles(seed: index), to: "\(path)/image-\(index % 5).iso", mode: 0o644)
+                    try builder.writeImage(
+                        Fixtures.tenFiles(seed: index), to: "\(path)/image-\(index % 5).iso", mode: 0o644)
                 }
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }

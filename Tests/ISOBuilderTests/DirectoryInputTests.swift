@@ -79,7 +79,8 @@ struct DirectoryInputTests {
         defer { withExtendedLifetime(scratch) {} }
         try makeFile(scratch.path + "/meta-data", "x", mode: 0o644)
         try FileManager.default.createDirectory(atPath: scratch.path + "/sub", withIntermediateDirectories: false)
-        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/sub/passwd", withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch.path + "/sub/passwd", withDestinationPath: "/etc/passwd")
 
         let error = try #require(throws: ISOBuilderError.self) { try ISOImage.entries(fromDirectory: scratch.path) }
         #expect(error.code == .symbolicLink)
@@ -92,7 +93,8 @@ struct DirectoryInputTests {
         let scratch = try TemporaryDirectory()
         defer { withExtendedLifetime(scratch) {} }
         try FileManager.default.createDirectory(atPath: scratch.path + "/real", withIntermediateDirectories: false)
-        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/link", withDestinationPath: scratch.path + "/real")
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch.path + "/link", withDestinationPath: scratch.path + "/real")
         let error = try #require(throws: ISOBuilderError.self) {
             try ISOImage(volumeID: "cidata", contentsOfDirectory: scratch.path + "/link")
         }

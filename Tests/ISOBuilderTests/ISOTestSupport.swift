@@ -13,7 +13,9 @@ enum ExternalTools {
     }()
 
     /// The absolute path of a tool, or a test failure naming the package to install.
-    static func require(_ tool: String, package: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    static func require(_ tool: String, package: String, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> String
+    {
         let found = searchPath.lazy.map { $0 + "/" + tool }.first { FileManager.default.isExecutableFile(atPath: $0) }
         return try #require(
             found,
@@ -23,8 +25,9 @@ enum ExternalTools {
     }
 
     /// `/usr/bin/python3` with pycdlib importable, and the reader script next to the tests.
-    static func requirePycdlibReader(sourceLocation: SourceLocation = #_sourceLocation) throws -> (python: String, script: String)
-    {
+    static func requirePycdlibReader(sourceLocation: SourceLocation = #_sourceLocation) throws -> (
+        python: String, script: String
+    ) {
         let python = "/usr/bin/python3"
         try #require(
             FileManager.default.isExecutableFile(atPath: python),
@@ -59,13 +62,15 @@ enum ExternalTools {
     }
 
     /// Runs a program to completion (no shell) and collects its output.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment { process.environment = environment }
         let output = Pipe()
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("isobuilder-stderr-\(UUID().uuidString)")
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "isobuilder-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
@@ -135,7 +140,8 @@ struct ReaderReport: Decodable {
     /// Reads an image file with pycdlib.
     static func read(_ imagePath: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> ReaderReport {
         let reader = try ExternalTools.requirePycdlibReader(sourceLocation: sourceLocation)
-        let result = try ExternalTools.output(reader.python, [reader.script, imagePath], sourceLocation: sourceLocation)
+        let result = try ExternalTools.output(
+            reader.python, [reader.script, imagePath], sourceLocation: sourceLocation)
         return try JSONDecoder().decode(ReaderReport.self, from: result.standardOutput)
     }
 
@@ -199,7 +205,7 @@ enum Fixtures {
     /// modes, an empty directory, an empty file, binary content, varied modes, a non-ASCII name,
     /// names without extension, and names at the Joliet length limit.
     static func contextImage(volumeID: String) -> ISOImage {
-        let longName = String(repeating: "n", count: 59) + ".json"  // exactly 64 UTF-16 units
+        let longName = String(repeating: "n", count: 59) + ".json" // exactly 64 UTF-16 units
         return ISOImage(
             volumeID: volumeID,
             entries: [
@@ -207,7 +213,9 @@ enum Fixtures {
                 .file("openstack/latest/user_data", text: "#cloud-config\npassword: secret\n", mode: 0o400),
                 .file("openstack/latest/network_data.json", contents: Array(repeating: UInt8(ascii: "x"), count: 5000)),
                 .directory("openstack/content", mode: 0o750),
-                .file("openstack/content/0000", contents: (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) }, mode: 0o640),
+                .file(
+                    "openstack/content/0000", contents: (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) },
+                    mode: 0o640),
                 .file("meta-data", text: "instance-id: iid-vm1\nlocal-hostname: vm1\n"),
                 .file("user-data", text: "#cloud-config\n", mode: 0o644),
                 .file("context.sh", text: "ETH0_IP='10.0.0.5'\n", mode: 0o755),
@@ -290,7 +298,8 @@ enum SHA256 {
             for i in 0..<16 {
                 let b = chunk + i * 4
                 w[i] =
-                    UInt32(message[b]) << 24 | UInt32(message[b + 1]) << 16 | UInt32(message[b + 2]) << 8 | UInt32(message[b + 3])
+                    UInt32(message[b]) << 24 | UInt32(message[b + 1]) << 16 | UInt32(message[b + 2]) << 8
+                    | UInt32(message[b + 3])
             }
             for i in 16..<64 {
                 let s0 = rotate(w[i - 15], 7) ^ rotate(w[i - 15], 18) ^ (w[i - 15] >> 3)

@@ -13,7 +13,9 @@ struct ReadBackTests {
     static let volumeIDs = ["cidata", "config-2", "CONTEXT"]
 
     /// Builds the fixture for `volumeID` into a file in `directory`.
-    private func buildFixture(_ volumeID: String, in directory: TemporaryDirectory) throws -> (image: ISOImage, path: String) {
+    private func buildFixture(_ volumeID: String, in directory: TemporaryDirectory) throws -> (
+        image: ISOImage, path: String
+    ) {
         let image = Fixtures.contextImage(volumeID: volumeID)
         let path = directory.path + "/context.iso"
         let written = try ISOBuilder().writeImage(image, to: path, mode: 0o644)

@@ -97,7 +97,9 @@ struct ReproducibilityTests {
     func malformedSourceDateEpoch(value: String) throws {
         var image = Fixtures.tenFiles()
         image.modificationTime = nil
-        let error = try #require(throws: ISOBuilderError.self) { try ISOBuilder(sourceDateEpoch: value).makeImage(image) }
+        let error = try #require(throws: ISOBuilderError.self) {
+            try ISOBuilder(sourceDateEpoch: value).makeImage(image)
+        }
         #expect(error.code == .invalidModificationTime)
         #expect(error.description.contains("SOURCE_DATE_EPOCH"))
     }
@@ -106,7 +108,9 @@ struct ReproducibilityTests {
     func outOfRangeSourceDateEpoch() throws {
         var image = Fixtures.tenFiles()
         image.modificationTime = nil
-        let error = try #require(throws: ISOBuilderError.self) { try ISOBuilder(sourceDateEpoch: "6000000000").makeImage(image) }
+        let error = try #require(throws: ISOBuilderError.self) {
+            try ISOBuilder(sourceDateEpoch: "6000000000").makeImage(image)
+        }
         #expect(error.code == .invalidModificationTime)
         #expect(error.message.contains("2155"))
     }

@@ -38,14 +38,16 @@ struct ValidationTests {
             mentions: "at most 32"
         ),
         InvalidCase(
-            name: "non-ASCII volume id", volumeID: "clé", entries: [file], code: .invalidVolumeID, mentions: "printable ASCII"),
+            name: "non-ASCII volume id", volumeID: "clé", entries: [file], code: .invalidVolumeID,
+            mentions: "printable ASCII"),
         InvalidCase(
             name: "volume id with a newline", volumeID: "a\nb", entries: [file], code: .invalidVolumeID,
             mentions: "printable ASCII"),
         InvalidCase(
             name: "volume id with a trailing space", volumeID: "cidata ", entries: [file], code: .invalidVolumeID,
             mentions: "space"),
-        InvalidCase(name: "empty path", entries: [.file("", text: "x")], code: .invalidPath, mentions: "empty path", path: ""),
+        InvalidCase(
+            name: "empty path", entries: [.file("", text: "x")], code: .invalidPath, mentions: "empty path", path: ""),
         InvalidCase(
             name: "absolute path", entries: [.file("/etc/passwd", text: "x")], code: .invalidPath, mentions: "absolute",
             path: "/etc/passwd"),
@@ -53,23 +55,30 @@ struct ValidationTests {
             name: "parent component", entries: [.file("a/../../x", text: "x")], code: .invalidPath, mentions: "'..'",
             path: "a/../../x"),
         InvalidCase(
-            name: "leading parent", entries: [.file("../x", text: "x")], code: .invalidPath, mentions: "'..'", path: "../x"),
-        InvalidCase(name: "dot component", entries: [.file("./x", text: "x")], code: .invalidPath, mentions: "'.'", path: "./x"),
+            name: "leading parent", entries: [.file("../x", text: "x")], code: .invalidPath, mentions: "'..'",
+            path: "../x"),
         InvalidCase(
-            name: "empty component", entries: [.file("a//b", text: "x")], code: .invalidPath, mentions: "empty component",
+            name: "dot component", entries: [.file("./x", text: "x")], code: .invalidPath, mentions: "'.'", path: "./x"),
+        InvalidCase(
+            name: "empty component", entries: [.file("a//b", text: "x")], code: .invalidPath,
+            mentions: "empty component",
             path: "a//b"),
         InvalidCase(
-            name: "trailing slash", entries: [.directory("a/")], code: .invalidPath, mentions: "empty component", path: "a/"),
+            name: "trailing slash", entries: [.directory("a/")], code: .invalidPath, mentions: "empty component",
+            path: "a/"),
         InvalidCase(
-            name: "NUL byte", entries: [.file("a\u{0}b", text: "x")], code: .invalidPath, mentions: "NUL", path: "a\u{0}b"),
+            name: "NUL byte", entries: [.file("a\u{0}b", text: "x")], code: .invalidPath, mentions: "NUL",
+            path: "a\u{0}b"),
         InvalidCase(
             name: "control character", entries: [.file("a\u{7}b", text: "x")], code: .invalidName, mentions: "Joliet",
             path: "a\u{7}b"),
         InvalidCase(
-            name: "colon (mapped by Joliet)", entries: [.file("a:b", text: "x")], code: .invalidName, mentions: "Joliet",
+            name: "colon (mapped by Joliet)", entries: [.file("a:b", text: "x")], code: .invalidName,
+            mentions: "Joliet",
             path: "a:b"),
         InvalidCase(
-            name: "backslash", entries: [.file("dir\\file", text: "x")], code: .invalidName, mentions: "Joliet", path: "dir\\file"
+            name: "backslash", entries: [.file("dir\\file", text: "x")], code: .invalidName, mentions: "Joliet",
+            path: "dir\\file"
         ),
         InvalidCase(
             name: "duplicate file",
@@ -201,7 +210,9 @@ struct ValidationTests {
             ],
             modificationTime: Fixtures.time
         )
-        let error = try #require(throws: ISOBuilderError.self) { try ISOBuilder(maxImageBytes: 100_000).makeImage(image) }
+        let error = try #require(throws: ISOBuilderError.self) {
+            try ISOBuilder(maxImageBytes: 100_000).makeImage(image)
+        }
         #expect(error.code == .imageTooLarge)
         #expect(error.message.contains("limit of 100000 bytes"), "\(error)")
         #expect(error.message.contains("120000 bytes"), "\(error)")
@@ -242,7 +253,8 @@ struct ValidationTests {
             rootDirectoryMode: 0o755
         )
         let tree = try ReaderReport.read(bytes: try ISOBuilder().makeImage(directories))
-        #expect(tree.directories == ExpectedTree(directories).directories.mapValues { ReaderReport.Directory(mode: $0) })
+        #expect(
+            tree.directories == ExpectedTree(directories).directories.mapValues { ReaderReport.Directory(mode: $0) })
         #expect(tree.jolietDirectories == ["/a", "/a/b", "/a/b/c"])
     }
 

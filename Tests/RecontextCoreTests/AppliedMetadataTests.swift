@@ -37,7 +37,9 @@ struct AppliedMetadataTests {
         #expect(AppliedMetadata.formatTime(state.time) == "2024-02-29T23:59:59Z")
     }
 
-    @Test("times far apart format and parse consistently", arguments: [0.0, 951_782_400, 1_709_251_199, 4_102_444_800, 253_402_300_799])
+    @Test(
+        "times far apart format and parse consistently",
+        arguments: [0.0, 951_782_400, 1_709_251_199, 4_102_444_800, 253_402_300_799])
     func times(seconds: Double) throws {
         let date = Date(timeIntervalSince1970: seconds)
         let text = AppliedMetadata.formatTime(date)
@@ -50,11 +52,26 @@ struct AppliedMetadataTests {
     @Test(
         "broken records are refused naming the field",
         arguments: [
-            (#"<applied content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="files"/>"#, "applied.generation"),
-            (#"<applied generation="-1" content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="files"/>"#, "applied.generation"),
-            (#"<applied generation="1" content-hash="h" host="a" time="yesterday" image="/i" format="files"/>"#, "applied.time"),
-            (#"<applied generation="1" content-hash="h" host="a" time="2025-13-01T00:00:00Z" image="/i" format="files"/>"#, "applied.time"),
-            (#"<applied generation="1" content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="iso"/>"#, "applied.format"),
+            (
+                #"<applied content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="files"/>"#,
+                "applied.generation"
+            ),
+            (
+                #"<applied generation="-1" content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="files"/>"#,
+                "applied.generation"
+            ),
+            (
+                #"<applied generation="1" content-hash="h" host="a" time="yesterday" image="/i" format="files"/>"#,
+                "applied.time"
+            ),
+            (
+                #"<applied generation="1" content-hash="h" host="a" time="2025-13-01T00:00:00Z" image="/i" format="files"/>"#,
+                "applied.time"
+            ),
+            (
+                #"<applied generation="1" content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="iso"/>"#,
+                "applied.format"
+            ),
             (
                 #"<applied generation="1" content-hash="h" host="a" time="2025-01-01T00:00:00Z" image="/i" format="files" extra="1"/>"#,
                 "applied.extra"

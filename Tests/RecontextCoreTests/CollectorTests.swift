@@ -11,11 +11,13 @@ struct CollectorTests {
     static let db1 = PipelineHarness.db1
 
     static func name(_ domain: DomainIdentity, _ generation: UInt64) -> String {
-        ImageNaming.name(domain: domain, generation: generation, contentHash: String(repeating: "\(generation)", count: 12))
+        ImageNaming.name(
+            domain: domain, generation: generation, contentHash: String(repeating: "\(generation)", count: 12))
     }
 
     static func collector(_ harness: PipelineHarness, grace: Duration = .seconds(120)) -> ImageCollector {
-        ImageCollector(hypervisor: harness.hypervisor, images: harness.store, grace: grace, logger: PipelineHarness.logger)
+        ImageCollector(
+            hypervisor: harness.hypervisor, images: harness.store, grace: grace, logger: PipelineHarness.logger)
     }
 
     @Test("only images that are ours, unreferenced and older than the grace period are removed")
@@ -32,13 +34,15 @@ struct CollectorTests {
         let almostOurs = store.seed(name: Self.web1.uuid + "-g1.iso", modified: Self.old)
 
         // web1 runs with generation 3 live; its persistent definition still names generation 2.
-        var web1 = FakeHypervisor.Domain(identity: Self.web1, drives: [PipelineHarness.sata(source: liveImage)], contextMetadata: nil)
+        var web1 = FakeHypervisor.Domain(
+            identity: Self.web1, drives: [PipelineHarness.sata(source: liveImage)], contextMetadata: nil)
         web1.configDrives = [PipelineHarness.sata(source: configOnly)]
         harness.hypervisor.add(web1)
         // db1 is shut off; only its persistent definition names an image.
         harness.hypervisor.add(
             FakeHypervisor.Domain(
-                identity: Self.db1, state: .shutOff, drives: [PipelineHarness.sata(source: shutOffConfig)], contextMetadata: nil))
+                identity: Self.db1, state: .shutOff, drives: [PipelineHarness.sata(source: shutOffConfig)],
+                contextMetadata: nil))
 
         let removed = try await Self.collector(harness).collect(now: Self.now)
 
@@ -55,12 +59,14 @@ struct CollectorTests {
         let store = harness.store
         let stale = store.seed(name: Self.name(Self.web1, 1), modified: Self.old)
         let live = store.seed(name: Self.name(Self.web1, 2), modified: Self.old)
-        let elsewhere = store.seed(name: Self.name(Self.db1, 7), modified: Self.old)  // db1 runs on another host
+        let elsewhere = store.seed(name: Self.name(Self.db1, 7), modified: Self.old) // db1 runs on another host
         harness.hypervisor.add(
-            FakeHypervisor.Domain(identity: Self.web1, drives: [PipelineHarness.sata(source: live)], contextMetadata: nil))
+            FakeHypervisor.Domain(
+                identity: Self.web1, drives: [PipelineHarness.sata(source: live)], contextMetadata: nil))
 
         let shared = ImageCollector(
-            hypervisor: harness.hypervisor, images: harness.store, sharedDirectory: true, logger: PipelineHarness.logger)
+            hypervisor: harness.hypervisor, images: harness.store, sharedDirectory: true, logger: PipelineHarness.logger
+        )
         #expect(try await shared.collect(now: Self.now) == [stale])
         #expect(Set(harness.store.images.keys) == [live, elsewhere])
 

@@ -113,7 +113,8 @@ struct ConfigurationLoaderTests {
         #expect(config.host.name == "hv1.example.net")
         #expect(
             config.host.variables == [
-                "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "proxy": "http://proxy:3128", "zone": "rack-1",
+                "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "proxy": "http://proxy:3128",
+                "zone": "rack-1",
                 "port": "8080", "empty": "", "api_token": "s3cr3t",
             ]
         )
@@ -196,7 +197,8 @@ struct ConfigurationLoaderTests {
         expected.images.group = "libvirt-qemu"
         expected.context.device.target = "sdz"
         expected.host.variables = [
-            "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "proxy": "http://proxy:3128", "zone": "rack-1",
+            "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "proxy": "http://proxy:3128",
+            "zone": "rack-1",
             "api_token": "s3cr3t",
         ]
         expected.host.secretVariables = ["api_token"]
@@ -246,7 +248,9 @@ struct ConfigurationLoaderTests {
         )
         let text = ConfigurationErrors(problems: problems).description
         #expect(text.split(separator: "\n").count == 10)
-        #expect(text.contains(#"/etc/recontextd/recontextd.yaml:5: images.mode: expected an octal mode like "0640", got "rw""#))
+        #expect(
+            text.contains(
+                #"/etc/recontextd/recontextd.yaml:5: images.mode: expected an octal mode like "0640", got "rw""#))
         #expect(
             text.contains(
                 #"/etc/recontextd/recontextd.yaml:3: libvirt.reconect-max-backoff: unknown key "reconect-max-backoff"; did you mean "reconnect-max-backoff"?"#
@@ -254,10 +258,14 @@ struct ConfigurationLoaderTests {
         )
         #expect(text.contains(#"images.max-size: expected a size like "16MiB""#))
         #expect(text.contains(#"host.secret-variables: "missing" is not one of host.variables"#))
-        #expect(text.contains(#"context.default-format: expected one of nocloud, configdrive, opennebula, files, got "cloudinit""#))
+        #expect(
+            text.contains(
+                #"context.default-format: expected one of nocloud, configdrive, opennebula, files, got "cloudinit""#))
         #expect(text.contains("pipeline.concurrency: expected an integer from 1 to 256, got \"0\""))
         #expect(text.contains("initial-backoff (20.0 seconds) is longer than max-backoff (1.0 seconds)"))
-        #expect(text.contains(#"log.level: expected one of trace, debug, info, notice, warning, error, critical, got "loud""#))
+        #expect(
+            text.contains(
+                #"log.level: expected one of trace, debug, info, notice, warning, error, critical, got "loud""#))
         #expect(text.contains(#"/etc/recontextd/recontextd.yaml:21: colour: unknown key "colour""#))
     }
 
@@ -301,19 +309,28 @@ struct ConfigurationLoaderTests {
     @Test(
         "durations and sizes in every accepted spelling",
         arguments: [
-            ("30", Duration.seconds(30)), ("30s", .seconds(30)), ("1500ms", .milliseconds(1500)), ("2m", .seconds(120)), ("1h", .seconds(3600)),
+            ("30", Duration.seconds(30)), ("30s", .seconds(30)), ("1500ms", .milliseconds(1500)), ("2m", .seconds(120)),
+            ("1h", .seconds(3600)),
         ]
     )
     func durations(text: String, expected: Duration) throws {
         #expect(try Self.parse("libvirt:\n  reconnect-max-backoff: \(text)").libvirt.reconnectMaxBackoff == expected)
     }
 
-    @Test("retry backoffs are milliseconds unless a unit says otherwise", arguments: [("250", Duration.milliseconds(250)), ("2s", .seconds(2))])
+    @Test(
+        "retry backoffs are milliseconds unless a unit says otherwise",
+        arguments: [("250", Duration.milliseconds(250)), ("2s", .seconds(2))])
     func milliseconds(text: String, expected: Duration) throws {
-        #expect(try Self.parse("pipeline:\n  retry:\n    initial-backoff: \(text)").pipeline.retry.initialBackoff == expected)
+        #expect(
+            try Self.parse("pipeline:\n  retry:\n    initial-backoff: \(text)").pipeline.retry.initialBackoff
+                == expected)
     }
 
-    @Test("sizes", arguments: [("16MiB", 16 << 20), ("512KiB", 512 << 10), ("1048576", 1 << 20), ("1GiB", 1 << 30), ("65536B", 65536)])
+    @Test(
+        "sizes",
+        arguments: [
+            ("16MiB", 16 << 20), ("512KiB", 512 << 10), ("1048576", 1 << 20), ("1GiB", 1 << 30), ("65536B", 65536),
+        ])
     func sizes(text: String, expected: Int) throws {
         #expect(try Self.parse("images:\n  max-size: \(text)").images.maxSize == expected)
     }
@@ -357,7 +374,9 @@ struct ConfigurationLoaderTests {
         } catch {
             #expect(error.description == "\(missing): no such file")
         }
-        #expect(try ConfigurationLoader.load(path: missing, hostName: "h", allowMissing: true) == DaemonConfiguration(hostName: "h"))
+        #expect(
+            try ConfigurationLoader.load(path: missing, hostName: "h", allowMissing: true)
+                == DaemonConfiguration(hostName: "h"))
 
         try Data("images:\n  mode: rw\n".utf8).write(to: URL(fileURLWithPath: path))
         do {
@@ -379,7 +398,8 @@ struct ConfigurationLoaderTests {
     @Test("a problem without a line prints without one")
     func problemDescription() {
         #expect(ConfigurationProblem(file: "f", line: 0, column: 0, key: "", message: "m").description == "f: m")
-        #expect(ConfigurationProblem(file: "f", line: 3, column: 1, key: "a.b", message: "m").description == "f:3: a.b: m")
+        #expect(
+            ConfigurationProblem(file: "f", line: 3, column: 1, key: "a.b", message: "m").description == "f:3: a.b: m")
     }
 
     // MARK: - log.target and metrics.*
@@ -428,7 +448,10 @@ struct ConfigurationLoaderTests {
         let config = try Self.parse("metrics:\n  listen: \(text)")
         #expect(config.metrics.listen == expected)
         #expect(config.metrics.listen?.needsInternetSockets == (text.hasPrefix("unix:") ? false : true))
-        #expect(expected.description == text.replacingOccurrences(of: "\"", with: "").replacingOccurrences(of: "localhost", with: "127.0.0.1"))
+        #expect(
+            expected.description
+                == text.replacingOccurrences(of: "\"", with: "").replacingOccurrences(
+                    of: "localhost", with: "127.0.0.1"))
     }
 
     @Test(
@@ -459,8 +482,10 @@ struct ConfigurationLoaderTests {
 
     @Test("the shipped example configuration (systemd/recontextd.yaml) is valid and turns the textfile on")
     func shippedExample() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let config = try ConfigurationLoader.load(path: root.appendingPathComponent("systemd/recontextd.yaml").path, hostName: "h")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let config = try ConfigurationLoader.load(
+            path: root.appendingPathComponent("systemd/recontextd.yaml").path, hostName: "h")
         #expect(config.logTarget == .auto)
         #expect(config.metrics.textfile == "/var/lib/prometheus/node-exporter/recontextd.prom")
         #expect(config.metrics.listen == nil)

@@ -11,11 +11,17 @@ struct ContentHashTests {
             RenderedFile(path: "user-data", contents: Array("#cloud-config\n{}\n".utf8), mode: 0o600),
             RenderedFile(path: "meta-data", contents: Array("instance-id: \"x\"\n".utf8), mode: 0o644),
         ]
-        #expect(RenderedContext.computeHash(volumeID: "cidata", files: files) == "f476a03017dae965e2081793c4a557c8cce06ba3f5b949cc92074e4d780852b7")
-        #expect(RenderedContext.computeHash(volumeID: "", files: []) == "58b5cdd50c51f17f6036376cb3008fb772e80b97de59fbfe0e86fe156a923f21")
+        #expect(
+            RenderedContext.computeHash(volumeID: "cidata", files: files)
+                == "f476a03017dae965e2081793c4a557c8cce06ba3f5b949cc92074e4d780852b7")
+        #expect(
+            RenderedContext.computeHash(volumeID: "", files: [])
+                == "58b5cdd50c51f17f6036376cb3008fb772e80b97de59fbfe0e86fe156a923f21")
     }
 
-    @Test("the same inputs give the same bytes and hash, whatever order dictionaries were built in", arguments: ContextFormat.allCases)
+    @Test(
+        "the same inputs give the same bytes and hash, whatever order dictionaries were built in",
+        arguments: ContextFormat.allCases)
     func deterministic(format: ContextFormat) throws {
         let names = (0..<200).map { "var_\($0)" }
         func host(_ order: [String]) -> HostFacts {
@@ -48,7 +54,9 @@ struct ContentHashTests {
         let hash = RenderedContext.computeHash(volumeID: "v", files: files)
         #expect(RenderedContext.computeHash(volumeID: "v", files: files.reversed()) == hash)
         #expect(RenderedContext(format: .files, volumeID: "v", files: files.shuffled()).contentHash == hash)
-        #expect(RenderedContext(format: .files, volumeID: "v", files: files.shuffled()).files.map(\.path) == files.map(\.path).sorted())
+        #expect(
+            RenderedContext(format: .files, volumeID: "v", files: files.shuffled()).files.map(\.path)
+                == files.map(\.path).sorted())
     }
 
     static let base = [
@@ -65,12 +73,16 @@ struct ContentHashTests {
             ("the volume id", base, "W"),
             ("an extra empty file", base + [RenderedFile(path: "z", contents: [], mode: 0o644)], "V"),
             ("a file less", [base[0]], "V"),
-            ("bytes moved between path and content", [RenderedFile(path: "ah", contents: Array("ello".utf8), mode: 0o644), base[1]], "V"),
+            (
+                "bytes moved between path and content",
+                [RenderedFile(path: "ah", contents: Array("ello".utf8), mode: 0o644), base[1]], "V"
+            ),
         ]
     )
     func sensitive(change: String, files: [RenderedFile], volumeID: String) {
         #expect(
-            RenderedContext.computeHash(volumeID: volumeID, files: files) != RenderedContext.computeHash(volumeID: "V", files: Self.base),
+            RenderedContext.computeHash(volumeID: volumeID, files: files)
+                != RenderedContext.computeHash(volumeID: "V", files: Self.base),
             "\(change)"
         )
     }

@@ -23,7 +23,9 @@ struct ContextMetadataTests {
         #expect(spec.files[0].mode == 0o640)
         #expect(spec.files[0].isTemplate)
         #expect(spec.files[0].content == .text("endpoint={{host.monitoring_endpoint}}\nrole={{vm.role}}\n"))
-        #expect(spec.files[1] == FileSpec(path: "bin/tool", content: .bytes(Array("#!/bin/sh\necho hi\n".utf8)), mode: 0o755))
+        #expect(
+            spec.files[1]
+                == FileSpec(path: "bin/tool", content: .bytes(Array("#!/bin/sh\necho hi\n".utf8)), mode: 0o755))
         #expect(spec.userData == .text("#cloud-config\nntp: {servers: [\"{{host.ntp_server}}\"]}\n", isTemplate: true))
         #expect(spec.networkConfig == .text("version: 2\nethernets: {eth0: {dhcp4: true}}\n"))
         #expect(spec.vendorData == nil)
@@ -42,7 +44,8 @@ struct ContextMetadataTests {
 
     @Test("a default namespace declaration on the root is accepted")
     func parsesDefaultNamespace() throws {
-        let spec = try Fixtures.parse(#"<context xmlns="urn:recontextd:context:1" managed="no"><file path="a">x</file></context>"#)
+        let spec = try Fixtures.parse(
+            #"<context xmlns="urn:recontextd:context:1" managed="no"><file path="a">x</file></context>"#)
         #expect(!spec.managed)
         #expect(spec.files == [FileSpec(path: "a", content: .text("x"))])
     }
@@ -65,7 +68,8 @@ struct ContextMetadataTests {
 
     @Test("values keep whitespace, newlines, quotes and non-ASCII text exactly")
     func keepsValuesExactly() throws {
-        let xml = "<context><var name=\"v\">  two\n lines\t&amp; &lt;tags&gt; 'single' \"double\" café 😀  </var></context>"
+        let xml =
+            "<context><var name=\"v\">  two\n lines\t&amp; &lt;tags&gt; 'single' \"double\" café 😀  </var></context>"
         let spec = try Fixtures.parse(xml)
         #expect(spec.variable(named: "v")?.value == "  two\n lines\t& <tags> 'single' \"double\" café 😀  ")
     }
@@ -83,7 +87,8 @@ struct ContextMetadataTests {
         arguments: [("yes", true), ("no", false), ("true", true), ("false", false), ("1", true), ("0", false)]
     )
     func booleans(text: String, value: Bool) throws {
-        let spec = try Fixtures.parse("<context managed=\"\(text)\"><var name=\"s\" secret=\"\(text)\">x</var></context>")
+        let spec = try Fixtures.parse(
+            "<context managed=\"\(text)\"><var name=\"s\" secret=\"\(text)\">x</var></context>")
         #expect(spec.managed == value)
         #expect(spec.variables.first?.secret == value)
     }
@@ -125,7 +130,8 @@ struct ContextMetadataTests {
 
     @Test("the serialized form is what a user passes to virsh: no namespace declaration")
     func serializedShape() {
-        let xml = ContextMetadata.serialize(ContextSpec(format: .noCloud, variables: [VariableSpec(name: "a", value: "<1>")]))
+        let xml = ContextMetadata.serialize(
+            ContextSpec(format: .noCloud, variables: [VariableSpec(name: "a", value: "<1>")]))
         #expect(xml == "<context managed=\"yes\" format=\"nocloud\">\n  <var name=\"a\">&lt;1&gt;</var>\n</context>")
     }
 
@@ -170,7 +176,9 @@ struct ContextMetadataTests {
         return pages * 4096
     }
 
-    @Test("parsing does not leak: 5000 parses keep resident memory flat", .enabled(if: FileManager.default.fileExists(atPath: "/proc/self/statm")))
+    @Test(
+        "parsing does not leak: 5000 parses keep resident memory flat",
+        .enabled(if: FileManager.default.fileExists(atPath: "/proc/self/statm")))
     func noLeak() throws {
         for _ in 0..<500 { _ = try Fixtures.parse(Fixtures.libvirtXML) }
         let before = try #require(Self.residentBytes())

@@ -69,13 +69,16 @@ enum Fixtures {
 
     /// A fresh temporary directory, removed by the caller.
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("recontext-core-tests-\(UUID().uuidString)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "recontext-core-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
     /// Runs `SHELL -c script` in a directory and returns its standard output and exit status.
-    static func shell(_ script: String, in directory: URL, shell: String = "/bin/sh") throws -> (output: String, status: Int32) {
+    static func shell(_ script: String, in directory: URL, shell: String = "/bin/sh") throws -> (
+        output: String, status: Int32
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: shell)
         process.arguments = ["-c", script]

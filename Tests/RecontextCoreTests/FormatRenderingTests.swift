@@ -31,7 +31,10 @@ struct FormatRenderingTests {
         let rendered = try Fixtures.render(try Self.spec(format: .noCloud))
         #expect(rendered.format == .noCloud)
         #expect(rendered.volumeID == "cidata")
-        #expect(rendered.files.map(\.path) == ["bin/tool", "etc/app.conf", "meta-data", "network-config", "recontext/context.json", "user-data"])
+        #expect(
+            rendered.files.map(\.path) == [
+                "bin/tool", "etc/app.conf", "meta-data", "network-config", "recontext/context.json", "user-data",
+            ])
         #expect(rendered.files.map(\.mode) == [0o755, 0o640, 0o644, 0o644, 0o644, 0o600])
         #expect(rendered.file("user-data")?.text == "#cloud-config\nntp: {servers: [\"10.0.0.1\"]}\n")
         #expect(rendered.file("network-config")?.text == "version: 2\nethernets: {eth0: {dhcp4: true}}\n")
@@ -53,11 +56,16 @@ struct FormatRenderingTests {
         let host = try #require(recontext["host"] as? [String: Any])
         #expect(host["name"] as? String == "hv1")
         #expect(
-            host["variables"] as? [String: String] == ["monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1"]
+            host["variables"] as? [String: String] == [
+                "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1",
+            ]
         )
         #expect(
             recontext["variables"] as? [String: String]
-                == ["monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1", "role": "web"]
+                == [
+                    "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1",
+                    "role": "web",
+                ]
         )
         #expect(!rendered.file("meta-data")!.text.contains("host-secret-token"))
         #expect(!rendered.file("meta-data")!.text.contains("ss$word"))
@@ -67,7 +75,8 @@ struct FormatRenderingTests {
     func noCloudStable() throws {
         var spec = try Self.spec(format: .noCloud)
         spec.instanceID = nil
-        let rendered = try ContextRenderer().render(spec: spec, host: Fixtures.host, domain: Fixtures.domain, defaultFormat: .configDrive)
+        let rendered = try ContextRenderer().render(
+            spec: spec, host: Fixtures.host, domain: Fixtures.domain, defaultFormat: .configDrive)
         #expect(rendered.format == .noCloud)
         #expect(try Self.yaml(rendered.file("meta-data"))["instance-id"] as? String == Fixtures.domain.uuid)
         let perHost = try ContextRenderer().render(
@@ -93,8 +102,10 @@ struct FormatRenderingTests {
     }
 
     static let awkwardValues = [
-        "yes", "no", "on", "null", "~", "123", "0x1F", "1e3", "true", ": colon", "#hash", "- dash", "{braces}", "[list]",
-        "multi\nline\n", "'single' \"double\"", "   spaces   ", "back\\slash", "tab\there", "café 😀", "", "*alias", "&anchor", "!tag", "%percent",
+        "yes", "no", "on", "null", "~", "123", "0x1F", "1e3", "true", ": colon", "#hash", "- dash", "{braces}",
+        "[list]",
+        "multi\nline\n", "'single' \"double\"", "   spaces   ", "back\\slash", "tab\there", "café 😀", "", "*alias",
+        "&anchor", "!tag", "%percent",
         "@at",
     ]
 
@@ -102,7 +113,8 @@ struct FormatRenderingTests {
     func noCloudQuoting(value: String) throws {
         let host = HostFacts(name: "hv:1 #x", variables: ["v": value, "yes": value, "on": "x"])
         let domain = DomainIdentity(name: "null", uuid: Fixtures.domain.uuid)
-        let rendered = try ContextRenderer().render(spec: ContextSpec(), host: host, domain: domain, defaultFormat: .noCloud)
+        let rendered = try ContextRenderer().render(
+            spec: ContextSpec(), host: host, domain: domain, defaultFormat: .noCloud)
         let meta = try Self.yaml(rendered.file("meta-data"))
         let recontext = try #require(meta["recontext"] as? [String: Any])
         #expect((recontext["variables"] as? [String: String]) == ["v": value, "yes": value, "on": "x"])
@@ -114,12 +126,14 @@ struct FormatRenderingTests {
     @Test(
         "the default hostname is made from the domain name",
         arguments: [
-            ("web1", "web1"), ("web_1.example.com", "web-1.example.com"), ("-x-", "x"), ("___", "vm-8f0c6a2e"), ("a..b", "a.b"),
+            ("web1", "web1"), ("web_1.example.com", "web-1.example.com"), ("-x-", "x"), ("___", "vm-8f0c6a2e"),
+            ("a..b", "a.b"),
         ]
     )
     func defaultHostname(name: String, expected: String) throws {
         let domain = DomainIdentity(name: name, uuid: Fixtures.domain.uuid)
-        let rendered = try ContextRenderer().render(spec: ContextSpec(), host: Fixtures.host, domain: domain, defaultFormat: .noCloud)
+        let rendered = try ContextRenderer().render(
+            spec: ContextSpec(), host: Fixtures.host, domain: domain, defaultFormat: .noCloud)
         #expect(try Self.yaml(rendered.file("meta-data"))["local-hostname"] as? String == expected)
         #expect(Validation.hostname(expected) == nil)
     }
@@ -142,7 +156,9 @@ struct FormatRenderingTests {
         )
         #expect(rendered.file("openstack/latest/user_data")?.text == "#cloud-config\nntp: {servers: [\"10.0.0.1\"]}\n")
         #expect(rendered.file("openstack/latest/user_data")?.mode == 0o600)
-        #expect(rendered.file("openstack/latest/network_data.json")?.text == #"{"links": [], "networks": [], "services": []}"#)
+        #expect(
+            rendered.file("openstack/latest/network_data.json")?.text
+                == #"{"links": [], "networks": [], "services": []}"#)
         let meta = try Self.json(rendered.file("openstack/latest/meta_data.json"))
         #expect(meta["uuid"] as? String == Fixtures.domain.uuid)
         #expect(meta["name"] as? String == "web1")
@@ -151,7 +167,10 @@ struct FormatRenderingTests {
         #expect((meta["launch_index"] as? NSNumber)?.intValue == 0)
         #expect(
             meta["meta"] as? [String: String]
-                == ["monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1", "role": "web"]
+                == [
+                    "monitoring_endpoint": "http://10.0.0.5:9090", "ntp_server": "10.0.0.1", "zone": "rack-1",
+                    "role": "web",
+                ]
         )
         let recontext = try #require(meta["recontext"] as? [String: Any])
         #expect((recontext["host"] as? [String: Any])?["name"] as? String == "hv1")
@@ -161,7 +180,9 @@ struct FormatRenderingTests {
 
     @Test("ConfigDrive: no availability_zone without a zone, or when the zone is secret")
     func configDriveZone() throws {
-        for host in [HostFacts(name: "hv1"), HostFacts(name: "hv1", variables: ["zone": "z"], secretVariables: ["zone"])] {
+        for host in [
+            HostFacts(name: "hv1"), HostFacts(name: "hv1", variables: ["zone": "z"], secretVariables: ["zone"]),
+        ] {
             let rendered = try Fixtures.render(ContextSpec(), host: host, format: .configDrive)
             let meta = try Self.json(rendered.file("openstack/latest/meta_data.json"))
             #expect(meta["availability_zone"] == nil)
@@ -171,7 +192,9 @@ struct FormatRenderingTests {
 
     @Test("ConfigDrive: network config and vendor data must be JSON")
     func configDriveNeedsJSON() {
-        for spec in [ContextSpec(networkConfig: .text("version: 2\n")), ContextSpec(vendorData: .text("#cloud-config\n"))] {
+        for spec in [
+            ContextSpec(networkConfig: .text("version: 2\n")), ContextSpec(vendorData: .text("#cloud-config\n")),
+        ] {
             let error = Fixtures.expectContextError { _ = try Fixtures.render(spec, format: .configDrive) }
             #expect(error?.code == .invalidValue)
             #expect(error?.message.contains("JSON") == true)
@@ -216,7 +239,9 @@ struct FormatRenderingTests {
 
     @Test("a volume id with another format is refused at render time too")
     func volumeIDNeedsFiles() {
-        let error = Fixtures.expectContextError { _ = try Fixtures.render(ContextSpec(volumeID: "X"), format: .noCloud) }
+        let error = Fixtures.expectContextError {
+            _ = try Fixtures.render(ContextSpec(volumeID: "X"), format: .noCloud)
+        }
         #expect(error?.code == .unsupportedByFormat)
         #expect(error?.field == "volume-id")
     }
@@ -228,7 +253,9 @@ struct FormatRenderingTests {
         let rendered = try Fixtures.render(ContextSpec(format: format))
         let facts = try Self.json(rendered.file(ContextRenderer.contextRecordPath))
         #expect((facts["host"] as? [String: Any])?["name"] as? String == "hv1")
-        #expect(((facts["host"] as? [String: Any])?["variables"] as? [String: String])?["monitoring_endpoint"] == "http://10.0.0.5:9090")
+        #expect(
+            ((facts["host"] as? [String: Any])?["variables"] as? [String: String])?["monitoring_endpoint"]
+                == "http://10.0.0.5:9090")
         #expect((facts["domain"] as? [String: Any])?["uuid"] as? String == Fixtures.domain.uuid)
         let formatFile: String? =
             switch format {
@@ -246,12 +273,15 @@ struct FormatRenderingTests {
     @Test(
         "a spec file may not take a path the format generates",
         arguments: [
-            (ContextFormat.noCloud, "meta-data"), (.noCloud, "user-data"), (.configDrive, "openstack/latest/meta_data.json"),
+            (ContextFormat.noCloud, "meta-data"), (.noCloud, "user-data"),
+            (.configDrive, "openstack/latest/meta_data.json"),
             (.configDrive, "openstack"), (.openNebula, "context.sh"), (.openNebula, "context.sh/x"),
         ]
     )
     func generatedPathsAreReserved(format: ContextFormat, path: String) {
-        let spec = ContextSpec(format: format, files: [FileSpec(path: "ok.txt", content: .text("x")), FileSpec(path: path, content: .text("x"))])
+        let spec = ContextSpec(
+            format: format,
+            files: [FileSpec(path: "ok.txt", content: .text("x")), FileSpec(path: path, content: .text("x"))])
         let error = Fixtures.expectContextError { _ = try Fixtures.render(spec) }
         #expect(error?.code == .duplicate)
         #expect(error?.field == "file[2].path")
@@ -261,7 +291,9 @@ struct FormatRenderingTests {
     func otherFormatsNamesAreFree() throws {
         let spec = ContextSpec(
             format: .configDrive,
-            files: [FileSpec(path: "meta-data", content: .text("x")), FileSpec(path: "context.sh", content: .text("y"))]
+            files: [
+                FileSpec(path: "meta-data", content: .text("x")), FileSpec(path: "context.sh", content: .text("y")),
+            ]
         )
         let rendered = try Fixtures.render(spec)
         #expect(rendered.file("meta-data")?.text == "x")
@@ -271,11 +303,20 @@ struct FormatRenderingTests {
     func codeBuiltSpecIsValidated() {
         let cases: [(ContextSpec, ContextError.Code, String)] = [
             (ContextSpec(files: [FileSpec(path: "../x", content: .text(""))]), .unsafePath, "file[1].path"),
-            (ContextSpec(files: [FileSpec(path: "x", content: .text(""), mode: 0o4755)]), .invalidValue, "file[1].mode"),
-            (ContextSpec(files: [FileSpec(path: "x", content: .text("")), FileSpec(path: "x", content: .text(""))]), .duplicate, "file[2].path"),
+            (
+                ContextSpec(files: [FileSpec(path: "x", content: .text(""), mode: 0o4755)]), .invalidValue,
+                "file[1].mode"
+            ),
+            (
+                ContextSpec(files: [FileSpec(path: "x", content: .text("")), FileSpec(path: "x", content: .text(""))]),
+                .duplicate, "file[2].path"
+            ),
             (ContextSpec(variables: [VariableSpec(name: "a b", value: "")]), .invalidValue, "var[1].name"),
             (ContextSpec(variables: [VariableSpec(name: "vm", value: "")]), .invalidValue, "var[1].name"),
-            (ContextSpec(variables: [VariableSpec(name: "a", value: ""), VariableSpec(name: "a", value: "")]), .duplicate, "var[a]"),
+            (
+                ContextSpec(variables: [VariableSpec(name: "a", value: ""), VariableSpec(name: "a", value: "")]),
+                .duplicate, "var[a]"
+            ),
             (ContextSpec(hostname: "bad host"), .invalidValue, "hostname"),
             (ContextSpec(device: "SDZ"), .invalidValue, "device"),
             (ContextSpec(format: .files, volumeID: "way too long for an iso volume id"), .invalidValue, "volume-id"),
@@ -301,13 +342,20 @@ struct FormatRenderingTests {
     func renderedLimits() {
         let big = String(repeating: "x", count: 600)
         let host = HostFacts(name: "hv1", variables: ["big": big])
-        let tooBig = ContextSpec(files: [FileSpec(path: "a", content: .text("{{host.big}}{{host.big}}"), isTemplate: true)])
-        let error = Fixtures.expectContextError { _ = try Fixtures.render(tooBig, host: host, limits: MetadataLimits(maxFileBytes: 1000)) }
+        let tooBig = ContextSpec(files: [
+            FileSpec(path: "a", content: .text("{{host.big}}{{host.big}}"), isTemplate: true)
+        ])
+        let error = Fixtures.expectContextError {
+            _ = try Fixtures.render(tooBig, host: host, limits: MetadataLimits(maxFileBytes: 1000))
+        }
         #expect(error?.code == .limitExceeded)
         #expect(error?.field == "file[a]")
-        let tooMuch = ContextSpec(files: [FileSpec(path: "a", content: .text(big)), FileSpec(path: "b", content: .text(big))])
+        let tooMuch = ContextSpec(files: [
+            FileSpec(path: "a", content: .text(big)), FileSpec(path: "b", content: .text(big)),
+        ])
         let total = Fixtures.expectContextError {
-            _ = try Fixtures.render(tooMuch, host: host, limits: MetadataLimits(maxFileBytes: 5000, maxTotalBytes: 1500))
+            _ = try Fixtures.render(
+                tooMuch, host: host, limits: MetadataLimits(maxFileBytes: 5000, maxTotalBytes: 1500))
         }
         #expect(total?.code == .limitExceeded)
         #expect(total?.message.contains("together") == true)
@@ -316,7 +364,8 @@ struct FormatRenderingTests {
     @Test("the generation record: JSON with sorted keys, outside the content hash")
     func generationRecord() throws {
         let rendered = try Fixtures.render(ContextSpec())
-        let record = ContextRenderer.generationRecord(generation: 42, host: "hv2", contentHash: rendered.contentHash, domain: Fixtures.domain)
+        let record = ContextRenderer.generationRecord(
+            generation: 42, host: "hv2", contentHash: rendered.contentHash, domain: Fixtures.domain)
         #expect(record.path == "recontext/generation.json")
         #expect(record.mode == 0o644)
         #expect(rendered.file(record.path) == nil)

@@ -13,10 +13,13 @@ struct HarnessReadBackTests {
         .appendingPathComponent("Harness/read_context.py").path
 
     static let available: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: genisoimage), FileManager.default.isExecutableFile(atPath: python),
+        guard FileManager.default.isExecutableFile(atPath: genisoimage),
+            FileManager.default.isExecutableFile(atPath: python),
             FileManager.default.fileExists(atPath: script)
         else {
-            print("SKIP HarnessReadBackTests: needs \(genisoimage) and \(python) with pycdlib (apt-get install genisoimage python3-pycdlib)")
+            print(
+                "SKIP HarnessReadBackTests: needs \(genisoimage) and \(python) with pycdlib (apt-get install genisoimage python3-pycdlib)"
+            )
             return false
         }
         let probe = try? Fixtures.shell("\(python) -c 'import pycdlib'", in: FileManager.default.temporaryDirectory)
@@ -35,7 +38,8 @@ struct HarnessReadBackTests {
         if format == .files { spec.userData = nil }
         spec.files.append(FileSpec(path: "data/blob.bin", content: .bytes([0, 255, 1, 254]), mode: 0o600))
         let rendered = try Fixtures.render(spec)
-        let record = ContextRenderer.generationRecord(generation: 1, host: "hv1", contentHash: rendered.contentHash, domain: Fixtures.domain)
+        let record = ContextRenderer.generationRecord(
+            generation: 1, host: "hv1", contentHash: rendered.contentHash, domain: Fixtures.domain)
         let files = rendered.files + [record]
 
         let directory = try Fixtures.temporaryDirectory()
@@ -43,11 +47,13 @@ struct HarnessReadBackTests {
         let source = directory.appendingPathComponent("src")
         for file in files {
             let url = source.appendingPathComponent(file.path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(file.contents).write(to: url)
             try FileManager.default.setAttributes([.posixPermissions: Int(file.mode)], ofItemAtPath: url.path)
         }
-        let (_, built) = try Fixtures.shell("\(Self.genisoimage) -quiet -R -J -V '\(rendered.volumeID)' -o image.iso src", in: directory)
+        let (_, built) = try Fixtures.shell(
+            "\(Self.genisoimage) -quiet -R -J -V '\(rendered.volumeID)' -o image.iso src", in: directory)
         try #require(built == 0)
         let (output, status) = try Fixtures.shell("\(Self.python) '\(Self.script)' image.iso", in: directory)
         try #require(status == 0)
@@ -58,7 +64,8 @@ struct HarnessReadBackTests {
         for file in files {
             let entry = try #require(read[file.path])
             #expect(entry["mode"] as? String == Validation.formatMode(file.mode), "\(file.path)")
-            #expect(Data(base64Encoded: entry["base64"] as? String ?? "").map(Array.init) == file.contents, "\(file.path)")
+            #expect(
+                Data(base64Encoded: entry["base64"] as? String ?? "").map(Array.init) == file.contents, "\(file.path)")
         }
     }
 }

@@ -28,7 +28,8 @@ struct InterruptedWriteCollectionTests {
         #expect(DaemonConfiguration.Pipeline().collectGrace == .seconds(120))
         let zero = try ConfigurationLoader.parse(yaml: "pipeline:\n  collect-grace: 0\n", file: "t.yaml", hostName: "h")
         #expect(zero.pipeline.collectGrace == .zero)
-        let minutes = try ConfigurationLoader.parse(yaml: "pipeline:\n  collect-grace: 5m\n", file: "t.yaml", hostName: "h")
+        let minutes = try ConfigurationLoader.parse(
+            yaml: "pipeline:\n  collect-grace: 5m\n", file: "t.yaml", hostName: "h")
         #expect(minutes.pipeline.collectGrace == .seconds(300))
         #expect(throws: ConfigurationErrors.self) {
             try ConfigurationLoader.parse(yaml: "pipeline:\n  collect-grace: -1\n", file: "t.yaml", hostName: "h")

@@ -68,8 +68,12 @@ struct MetadataHostileInputTests {
             field: "file[1].path",
             message: "empty component"
         ),
-        HostileInput(name: "dot component", xml: wrap(#"<file path="./a">x</file>"#), code: .unsafePath, field: "file[1].path", message: "\".\""),
-        HostileInput(name: "backslash", xml: wrap(#"<file path="a\..\b">x</file>"#), code: .unsafePath, field: "file[1].path", message: "backslash"),
+        HostileInput(
+            name: "dot component", xml: wrap(#"<file path="./a">x</file>"#), code: .unsafePath, field: "file[1].path",
+            message: "\".\""),
+        HostileInput(
+            name: "backslash", xml: wrap(#"<file path="a\..\b">x</file>"#), code: .unsafePath, field: "file[1].path",
+            message: "backslash"),
         HostileInput(
             name: "control character in path",
             xml: wrap(#"<file path="a&#9;b">x</file>"#),
@@ -77,8 +81,12 @@ struct MetadataHostileInputTests {
             field: "file[1].path",
             message: "control"
         ),
-        HostileInput(name: "empty path", xml: wrap(#"<file path="">x</file>"#), code: .missing, field: "file[1].path", message: "empty"),
-        HostileInput(name: "missing path", xml: wrap(#"<file>x</file>"#), code: .missing, field: "file[1].path", message: "path attribute"),
+        HostileInput(
+            name: "empty path", xml: wrap(#"<file path="">x</file>"#), code: .missing, field: "file[1].path",
+            message: "empty"),
+        HostileInput(
+            name: "missing path", xml: wrap(#"<file>x</file>"#), code: .missing, field: "file[1].path",
+            message: "path attribute"),
         HostileInput(
             name: "reserved recontext/ directory",
             xml: wrap(#"<file path="recontext/generation.json">x</file>"#),
@@ -118,7 +126,8 @@ struct MetadataHostileInputTests {
         HostileInput(name: "billion laughs", xml: billionLaughs, code: .forbiddenDTD, field: "", message: "DOCTYPE"),
         HostileInput(
             name: "external entity",
-            xml: "<!DOCTYPE context [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><context><var name=\"a\">&xxe;</var></context>",
+            xml:
+                "<!DOCTYPE context [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><context><var name=\"a\">&xxe;</var></context>",
             code: .forbiddenDTD,
             field: "",
             message: "DOCTYPE"
@@ -137,7 +146,9 @@ struct MetadataHostileInputTests {
             field: "",
             message: "undeclared entity"
         ),
-        HostileInput(name: "NUL byte", xml: wrap("<var name=\"a\">x\u{0}y</var>"), code: .malformedXML, field: "", message: "NUL"),
+        HostileInput(
+            name: "NUL byte", xml: wrap("<var name=\"a\">x\u{0}y</var>"), code: .malformedXML, field: "", message: "NUL"
+        ),
         HostileInput(
             name: "NUL character reference",
             xml: wrap(#"<var name="a">x&#0;y</var>"#),
@@ -145,12 +156,16 @@ struct MetadataHostileInputTests {
             field: "",
             message: "character"
         ),
-        HostileInput(name: "not well-formed", xml: "<context><var name=\"a\">x</context>", code: .malformedXML, field: "", message: "line 1"),
+        HostileInput(
+            name: "not well-formed", xml: "<context><var name=\"a\">x</context>", code: .malformedXML, field: "",
+            message: "line 1"),
         HostileInput(name: "empty document", xml: "", code: .malformedXML, field: "", message: "empty"),
         // Limits
         HostileInput(
             name: "too deep",
-            xml: wrap("<file path=\"a\">" + String(repeating: "<x>", count: 10) + String(repeating: "</x>", count: 10) + "</file>"),
+            xml: wrap(
+                "<file path=\"a\">" + String(repeating: "<x>", count: 10) + String(repeating: "</x>", count: 10)
+                    + "</file>"),
             code: .limitExceeded,
             field: "",
             message: "deeper than 8"
@@ -197,7 +212,8 @@ struct MetadataHostileInputTests {
         ),
         HostileInput(
             name: "oversized base64 file",
-            xml: wrap("<file path=\"big\" encoding=\"base64\">\(Data(repeating: 7, count: 101).base64EncodedString())</file>"),
+            xml: wrap(
+                "<file path=\"big\" encoding=\"base64\">\(Data(repeating: 7, count: 101).base64EncodedString())</file>"),
             code: .limitExceeded,
             field: "file[1]",
             message: "101 bytes",
@@ -332,7 +348,9 @@ struct MetadataHostileInputTests {
             field: "var[1].name",
             message: "reserved"
         ),
-        HostileInput(name: "variable without a name", xml: wrap(#"<var>x</var>"#), code: .missing, field: "var[1].name", message: "name attribute"),
+        HostileInput(
+            name: "variable without a name", xml: wrap(#"<var>x</var>"#), code: .missing, field: "var[1].name",
+            message: "name attribute"),
         HostileInput(
             name: "over-long variable name",
             xml: wrap("<var name=\"\(String(repeating: "n", count: 129))\">x</var>"),
@@ -389,7 +407,9 @@ struct MetadataHostileInputTests {
             field: "var[a]",
             message: "<b>"
         ),
-        HostileInput(name: "text directly in the root", xml: wrap("stray text"), code: .unknownElement, field: "", message: "text directly inside"),
+        HostileInput(
+            name: "text directly in the root", xml: wrap("stray text"), code: .unknownElement, field: "",
+            message: "text directly inside"),
         HostileInput(
             name: "two user-data",
             xml: wrap("<user-data>a</user-data><user-data>b</user-data>"),
@@ -427,7 +447,9 @@ struct MetadataHostileInputTests {
             Self.wrap("<var name=\"pw\" secret=\"yes\">\(String(repeating: secret, count: 10))</var>"),
         ]
         for xml in inputs {
-            let error = Fixtures.expectContextError { _ = try Fixtures.parse(xml, limits: MetadataLimits(maxFileBytes: 100)) }
+            let error = Fixtures.expectContextError {
+                _ = try Fixtures.parse(xml, limits: MetadataLimits(maxFileBytes: 100))
+            }
             #expect(error != nil)
             #expect(error?.description.contains("hunter2") == false, "\(String(describing: error))")
         }

@@ -12,9 +12,15 @@ struct PipelineRetryTests {
     @Test(
         "the backoff doubles from the initial wait and is capped",
         arguments: [
-            (RetryPolicy(attempts: 5, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)), [200, 400, 800, 1000]),
+            (
+                RetryPolicy(attempts: 5, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)),
+                [200, 400, 800, 1000]
+            ),
             (RetryPolicy(attempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .seconds(10)), [100, 200]),
-            (RetryPolicy(attempts: 6, initialBackoff: .milliseconds(300), maxBackoff: .milliseconds(500)), [300, 500, 500, 500, 500]),
+            (
+                RetryPolicy(attempts: 6, initialBackoff: .milliseconds(300), maxBackoff: .milliseconds(500)),
+                [300, 500, 500, 500, 500]
+            ),
             (RetryPolicy(attempts: 1, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)), []),
         ] as [(RetryPolicy, [Int64])])
     func backoffSchedule(policy: RetryPolicy, expected: [Int64]) {
@@ -99,7 +105,9 @@ struct PipelineFailureTests {
         #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.liveDrive("sda")?.source == old)
     }
 
-    @Test("build fails (disk full or too large): the old image stays attached, nothing is removed", arguments: [true, false])
+    @Test(
+        "build fails (disk full or too large): the old image stays attached, nothing is removed",
+        arguments: [true, false])
     func buildFails(transient: Bool) async throws {
         let harness = PipelineHarness()
         let old = harness.addDomainWithPreviousImage()
@@ -210,7 +218,9 @@ struct PipelineFailureTests {
         let harness = PipelineHarness()
         harness.addDomain(metadata: PipelineHarness.metadata(role: "web"))
         let first = try #require(await harness.run().applied)
-        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.contextMetadata = PipelineHarness.metadata(role: "db") }
+        harness.hypervisor.update(PipelineHarness.web1.uuid) {
+            $0.contextMetadata = PipelineHarness.metadata(role: "db")
+        }
         harness.hypervisor.fail(.setAppliedMetadata, times: nil, kind: .permanent)
         let second = try #require(await harness.run(trigger: .metadataChanged).applied)
         #expect(second.generation == 2)
@@ -231,7 +241,9 @@ struct PipelineFailureTests {
         #expect(recorded.imagePath == second.imagePath)
 
         // A real change after that continues past the attached generation, under a new name.
-        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.contextMetadata = PipelineHarness.metadata(role: "cache") }
+        harness.hypervisor.update(PipelineHarness.web1.uuid) {
+            $0.contextMetadata = PipelineHarness.metadata(role: "cache")
+        }
         let fourth = try #require(await harness.run(trigger: .metadataChanged).applied)
         #expect(fourth.generation == 3)
         #expect(fourth.imagePath != second.imagePath)

@@ -13,7 +13,9 @@ struct PipelineInterruptedRunTests {
         let harness = PipelineHarness()
         harness.addDomain(metadata: PipelineHarness.metadata(role: "web"))
         let first = try #require(await harness.run().applied)
-        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.contextMetadata = PipelineHarness.metadata(role: "db") }
+        harness.hypervisor.update(PipelineHarness.web1.uuid) {
+            $0.contextMetadata = PipelineHarness.metadata(role: "db")
+        }
         // What a SIGKILL right after the live change leaves: live has the new image, the
         // persistent definition and the record the old one.
         harness.hypervisor.fail(.changeMedia, scope: .config, times: nil, kind: .permanent)

@@ -60,7 +60,8 @@ struct PipelineHarness {
 
     /// Context metadata as libvirt returns it, with optional root attributes and variables.
     static func metadata(_ attributes: String = "", role: String? = nil) -> String {
-        let root = "<recontext:context xmlns:recontext=\"\(ContextMetadata.namespaceURI)\"\(attributes.isEmpty ? "" : " " + attributes)"
+        let root =
+            "<recontext:context xmlns:recontext=\"\(ContextMetadata.namespaceURI)\"\(attributes.isEmpty ? "" : " " + attributes)"
         guard let role else { return root + "/>" }
         return root + "><recontext:var name=\"role\">\(role)</recontext:var></recontext:context>"
     }
@@ -76,7 +77,9 @@ struct PipelineHarness {
     }
 
     /// The path an image of `domain` would have in the directory.
-    static func imagePath(_ domain: DomainIdentity = web1, generation: UInt64, hash: String = "aaaaaaaaaaaaaaaa") -> String {
+    static func imagePath(_ domain: DomainIdentity = web1, generation: UInt64, hash: String = "aaaaaaaaaaaaaaaa")
+        -> String
+    {
         directory + "/" + ImageNaming.name(domain: domain, generation: generation, contentHash: hash)
     }
 
@@ -213,7 +216,9 @@ struct PipelineTests {
             }
             let applied = try #require(await harness.run(trigger: .metadataChanged).applied)
             #expect(applied.generation == UInt64(index + 1))
-            #expect(ImageNaming.parse(URL(fileURLWithPath: applied.imagePath).lastPathComponent)?.generation == UInt64(index + 1))
+            #expect(
+                ImageNaming.parse(URL(fileURLWithPath: applied.imagePath).lastPathComponent)?.generation
+                    == UInt64(index + 1))
             #expect(harness.store.image(at: applied.imagePath)?.generation == UInt64(index + 1))
             paths.append(applied.imagePath)
         }
@@ -276,9 +281,11 @@ struct PipelineTests {
             // our naming, but outside the directory
             "/tmp/" + ImageNaming.name(domain: PipelineHarness.web1, generation: 1, contentHash: "aaaaaaaaaaaa"),
             // a sibling directory whose name starts like ours
-            PipelineHarness.directory + "-old/" + ImageNaming.name(domain: PipelineHarness.web1, generation: 1, contentHash: "aaaaaaaaaaaa"),
+            PipelineHarness.directory + "-old/"
+                + ImageNaming.name(domain: PipelineHarness.web1, generation: 1, contentHash: "aaaaaaaaaaaa"),
             // a subdirectory of ours
-            PipelineHarness.directory + "/keep/" + ImageNaming.name(domain: PipelineHarness.web1, generation: 1, contentHash: "aaaaaaaaaaaa"),
+            PipelineHarness.directory + "/keep/"
+                + ImageNaming.name(domain: PipelineHarness.web1, generation: 1, contentHash: "aaaaaaaaaaaa"),
             // in our directory but not named like our images
             PipelineHarness.directory + "/web1-context.iso",
         ])
@@ -362,7 +369,10 @@ struct PipelineManagementTests {
             (PipelineHarness.metadata("format=\"floppy\""), "format"),
             (PipelineHarness.metadata("colour=\"blue\""), "colour"),
             (PipelineHarness.metadata("hostname=\"bad_host!\""), "hostname"),
-            ("<recontext:context xmlns:recontext=\"urn:recontextd:context:1\"><var name=\"host\">x</var></recontext:context>", "var[1].name"),
+            (
+                "<recontext:context xmlns:recontext=\"urn:recontextd:context:1\"><var name=\"host\">x</var></recontext:context>",
+                "var[1].name"
+            ),
             ("<recontext:context xmlns:recontext=\"urn:recontextd:context:1\"><var name=\"a\">x</var>", ""),
             (PipelineHarness.metadata("device=\"sdz\""), "device"),
         ])

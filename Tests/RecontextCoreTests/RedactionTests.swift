@@ -9,7 +9,8 @@ struct RedactionTests {
         let spec = try Fixtures.parse(Fixtures.libvirtXML)
         let rendered = try Fixtures.render(ContextSpec(format: .openNebula, variables: spec.variables))
         let texts = [
-            "\(spec)", String(reflecting: spec), "\(Fixtures.host)", String(reflecting: Fixtures.host), "\(rendered)", String(reflecting: rendered),
+            "\(spec)", String(reflecting: spec), "\(Fixtures.host)", String(reflecting: Fixtures.host), "\(rendered)",
+            String(reflecting: rendered),
             "\(rendered.files)",
         ]
         for text in texts {

@@ -39,7 +39,9 @@ struct RetryLaterTests {
     func onlyTransient() async throws {
         let sleeper = RecordingSleeper()
         let retry = RetryLater(initial: .seconds(5), sleeper: sleeper) { _ in }
-        #expect(await retry.handle(Self.report("b", .failed(phase: .resolve, message: "bad metadata", transient: false))) == nil)
+        #expect(
+            await retry.handle(Self.report("b", .failed(phase: .resolve, message: "bad metadata", transient: false)))
+                == nil)
         #expect(await retry.pendingDomains.isEmpty)
         await retry.cancelAll()
     }

@@ -118,7 +118,9 @@ struct SchedulerTests {
     @Test("submissions while a domain waits in the queue join the queued run")
     func joinsQueued() async throws {
         let harness = SchedulerHarness(concurrency: 1, domains: 3)
-        let (a, b, c) = (SchedulerHarness.domain(0).uuid, SchedulerHarness.domain(1).uuid, SchedulerHarness.domain(2).uuid)
+        let (a, b, c) = (
+            SchedulerHarness.domain(0).uuid, SchedulerHarness.domain(1).uuid, SchedulerHarness.domain(2).uuid
+        )
         harness.hypervisor.hold(.snapshot)
         await harness.scheduler.submit(a, trigger: .started)
         await harness.hypervisor.waitUntilHeld(1)
@@ -144,7 +146,8 @@ struct SchedulerTests {
         harness.hypervisor.delay(by: .milliseconds(1))
         for round in 0..<20 {
             for index in 0..<5 {
-                await harness.scheduler.submit(SchedulerHarness.domain(index).uuid, trigger: round == 0 ? .started : .reconcile)
+                await harness.scheduler.submit(
+                    SchedulerHarness.domain(index).uuid, trigger: round == 0 ? .started : .reconcile)
             }
             if round % 4 == 0 { try await Task.sleep(for: .milliseconds(2)) }
         }
@@ -197,7 +200,7 @@ struct SchedulerTests {
         harness.hypervisor.hold(.changeMedia)
         await harness.scheduler.submit(uuids[0], trigger: .started)
         await harness.hypervisor.waitUntilHeld(1)
-        await harness.scheduler.submit(uuids[0], trigger: .metadataChanged)  // a follow-up
+        await harness.scheduler.submit(uuids[0], trigger: .metadataChanged) // a follow-up
         await harness.scheduler.submit(uuids[1], trigger: .started)
         await harness.scheduler.submit(uuids[2], trigger: .started)
         #expect(await harness.scheduler.queueDepth == 2)

@@ -16,7 +16,9 @@ struct TemplateTests {
     )
 
     /// Renders `template` as a file of `spec` and returns its text.
-    static func render(_ template: String, spec: ContextSpec = TemplateTests.spec, host: HostFacts = Fixtures.host) throws -> String {
+    static func render(_ template: String, spec: ContextSpec = TemplateTests.spec, host: HostFacts = Fixtures.host)
+        throws -> String
+    {
         var spec = spec
         spec.files.append(FileSpec(path: "etc/app.conf", content: .text(template), isTemplate: true))
         let rendered = try Fixtures.render(spec, host: host)
@@ -52,13 +54,17 @@ struct TemplateTests {
     @Test("output is text: nothing is HTML-escaped")
     func noEscaping() throws {
         let host = HostFacts(name: "hv1", variables: ["markup": "<a href=\"x\">&amp;'</a>"])
-        #expect(try Self.render("{{host.markup}}|{{{host.markup}}}", host: host) == "<a href=\"x\">&amp;'</a>|<a href=\"x\">&amp;'</a>")
+        #expect(
+            try Self.render("{{host.markup}}|{{{host.markup}}}", host: host)
+                == "<a href=\"x\">&amp;'</a>|<a href=\"x\">&amp;'</a>")
     }
 
     @Test("text around tags is kept exactly, including a leading newline and the last newline")
     func textKept() throws {
         #expect(try Self.render("\nfirst {{host.name}}\n\n  indented\n") == "\nfirst hv1\n\n  indented\n")
-        #expect(try Self.render("#cloud-config\nfqdn: {{vm.hostname}}.example\n") == "#cloud-config\nfqdn: web-01.example\n")
+        #expect(
+            try Self.render("#cloud-config\nfqdn: {{vm.hostname}}.example\n") == "#cloud-config\nfqdn: web-01.example\n"
+        )
         #expect(try Self.render("") == "")
     }
 
@@ -68,7 +74,9 @@ struct TemplateTests {
         #expect(error?.code == .undefinedVariable)
         #expect(error?.field == "file[etc/app.conf]")
         #expect(error?.domain == "web1")
-        #expect(error?.description == "domain web1: file[etc/app.conf]: template uses undefined variable host.monitoring_endpont")
+        #expect(
+            error?.description
+                == "domain web1: file[etc/app.conf]: template uses undefined variable host.monitoring_endpont")
     }
 
     @Test(
@@ -76,7 +84,10 @@ struct TemplateTests {
         arguments: [
             (
                 "{{a}} {{vm.b}} {{var.c}} {{host.d.e}}",
-                ["undefined variable a", "undefined variable vm.b", "undefined variable var.c", "undefined variable host.d.e"]
+                [
+                    "undefined variable a", "undefined variable vm.b", "undefined variable var.c",
+                    "undefined variable host.d.e",
+                ]
             ),
             ("{{name}}", ["undefined variable name"]),
             ("{{#vm.role}}{{vm.missing}}{{/vm.role}}", ["undefined variable vm.missing"]),
@@ -100,7 +111,9 @@ struct TemplateTests {
 
     @Test("the error never shows a value")
     func errorsHideValues() {
-        let error = Fixtures.expectContextError { _ = try Self.render("{{vm.db_password}} {{host.api_token}} {{host.nope}}") }
+        let error = Fixtures.expectContextError {
+            _ = try Self.render("{{vm.db_password}} {{host.api_token}} {{host.nope}}")
+        }
         #expect(error?.description.contains("p'w") == false)
         #expect(error?.description.contains("host-secret-token") == false)
     }
@@ -126,7 +139,9 @@ struct TemplateTests {
 
     @Test("transforms work on values; an unknown transform is an error")
     func transforms() throws {
-        #expect(try Self.render("{{uppercased(host.name)}} {{lowercased(vm.hostname)}} {{reversed(vm.role)}}") == "HV1 web-01 bew")
+        #expect(
+            try Self.render("{{uppercased(host.name)}} {{lowercased(vm.hostname)}} {{reversed(vm.role)}}")
+                == "HV1 web-01 bew")
         #expect(try Self.render("{{#empty(vm.empty)}}empty{{/empty(vm.empty)}}") == "empty")
         let error = Fixtures.expectContextError { _ = try Self.render("{{shout(host.name)}}") }
         #expect(error?.code == .undefinedVariable)
@@ -167,7 +182,8 @@ struct TemplateTests {
 
     @Test("a file that is not a template is copied as is, braces and all")
     func notATemplate() throws {
-        let rendered = try Fixtures.render(ContextSpec(files: [FileSpec(path: "raw", content: .text("{{host.name}} {{nope}}"))]))
+        let rendered = try Fixtures.render(
+            ContextSpec(files: [FileSpec(path: "raw", content: .text("{{host.name}} {{nope}}"))]))
         #expect(rendered.file("raw")?.text == "{{host.name}} {{nope}}")
     }
 

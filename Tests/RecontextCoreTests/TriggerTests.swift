@@ -31,26 +31,37 @@ struct TriggerScenario: Sendable, CustomTestStringConvertible {
     static let all: [TriggerScenario] = [
         TriggerScenario("RESUMED/MIGRATED runs", a: [.resumedMigrated], [.migratedIn]),
         TriggerScenario("STARTED/MIGRATED alone does not run", a: [.startedMigrated], []),
-        TriggerScenario("STARTED/MIGRATED then RESUMED/MIGRATED runs once", a: [.startedMigrated, .resumedMigrated], [.migratedIn]),
-        TriggerScenario("arrived paused: STARTED/MIGRATED then SUSPENDED/PAUSED runs", a: [.startedMigrated, .suspendedPaused], [.arrivedPaused]),
         TriggerScenario(
-            "arrived paused, later resumed: no second run", a: [.startedMigrated, .suspendedPaused, .resumedOther, .suspendedPaused],
+            "STARTED/MIGRATED then RESUMED/MIGRATED runs once", a: [.startedMigrated, .resumedMigrated], [.migratedIn]),
+        TriggerScenario(
+            "arrived paused: STARTED/MIGRATED then SUSPENDED/PAUSED runs", a: [.startedMigrated, .suspendedPaused],
             [.arrivedPaused]),
-        TriggerScenario("aborted migration: STARTED/MIGRATED then STOPPED/FAILED does nothing", a: [.startedMigrated, .stoppedFailed], []),
         TriggerScenario(
-            "aborted migration, then an unrelated SUSPENDED/PAUSED does not run", a: [.startedMigrated, .stoppedFailed, .suspendedPaused],
+            "arrived paused, later resumed: no second run",
+            a: [.startedMigrated, .suspendedPaused, .resumedOther, .suspendedPaused],
+            [.arrivedPaused]),
+        TriggerScenario(
+            "aborted migration: STARTED/MIGRATED then STOPPED/FAILED does nothing",
+            a: [.startedMigrated, .stoppedFailed], []),
+        TriggerScenario(
+            "aborted migration, then an unrelated SUSPENDED/PAUSED does not run",
+            a: [.startedMigrated, .stoppedFailed, .suspendedPaused],
             []),
         TriggerScenario("an ordinary pause does not run", a: [.suspendedPaused], []),
         TriggerScenario("STARTED/BOOTED runs", a: [.startedBooted], [.started]),
         TriggerScenario("STARTED/RESTORED runs", a: [.startedRestored], [.started]),
-        TriggerScenario("leaving: SUSPENDED/MIGRATED then STOPPED/MIGRATED does nothing", a: [.suspendedMigrated, .stoppedMigrated], []),
         TriggerScenario(
-            "other lifecycle events do nothing", a: [.defined, .resumedOther, .suspendedOther, .stoppedOther, .undefined, .other], []),
+            "leaving: SUSPENDED/MIGRATED then STOPPED/MIGRATED does nothing",
+            a: [.suspendedMigrated, .stoppedMigrated], []),
+        TriggerScenario(
+            "other lifecycle events do nothing",
+            a: [.defined, .resumedOther, .suspendedOther, .stoppedOther, .undefined, .other], []),
         TriggerScenario("a context metadata change runs", [.contextMetadataChanged(a)], [.metadataChanged]),
         TriggerScenario("a closed connection does nothing", [.connectionClosed("end of file from libvirtd")], []),
         TriggerScenario(
             "an incoming migration of one domain does not make another's pause a trigger",
-            [.lifecycle(a, .startedMigrated), .lifecycle(b, .suspendedPaused), .lifecycle(a, .suspendedPaused)], [.arrivedPaused]),
+            [.lifecycle(a, .startedMigrated), .lifecycle(b, .suspendedPaused), .lifecycle(a, .suspendedPaused)],
+            [.arrivedPaused]),
         TriggerScenario(
             "a boot after an aborted incoming migration runs",
             [.lifecycle(a, .startedMigrated), .lifecycle(a, .stoppedFailed), .lifecycle(a, .startedBooted)], [.started]),
@@ -68,9 +79,12 @@ struct TriggerPolicyTests {
         #expect(triggers == scenario.expected)
     }
 
-    @Test("an incoming migration is remembered until it resumes, pauses or stops", arguments: [
-        LifecycleSignal.resumedMigrated, .suspendedPaused, .stoppedFailed, .stoppedMigrated, .stoppedOther, .undefined, .startedBooted,
-    ])
+    @Test(
+        "an incoming migration is remembered until it resumes, pauses or stops",
+        arguments: [
+            LifecycleSignal.resumedMigrated, .suspendedPaused, .stoppedFailed, .stoppedMigrated, .stoppedOther,
+            .undefined, .startedBooted,
+        ])
     func incomingForgotten(end: LifecycleSignal) {
         var policy = TriggerPolicy()
         #expect(policy.trigger(for: .lifecycle(TriggerScenario.a, .startedMigrated)) == nil)
@@ -79,9 +93,11 @@ struct TriggerPolicyTests {
         #expect(policy.incomingMigrations.isEmpty)
     }
 
-    @Test("events that neither start nor end an arrival leave it incoming", arguments: [
-        LifecycleSignal.defined, .resumedOther, .suspendedOther, .suspendedMigrated, .other,
-    ])
+    @Test(
+        "events that neither start nor end an arrival leave it incoming",
+        arguments: [
+            LifecycleSignal.defined, .resumedOther, .suspendedOther, .suspendedMigrated, .other,
+        ])
     func incomingKept(event: LifecycleSignal) {
         var policy = TriggerPolicy()
         _ = policy.trigger(for: .lifecycle(TriggerScenario.a, .startedMigrated))
@@ -105,7 +121,8 @@ struct ControllerHarness {
         scheduler = DomainScheduler(concurrency: 2) { uuid, trigger in
             submitted.append("\(uuid) \(trigger)")
             return RunReport(
-                uuid: uuid, domain: nil, trigger: trigger, runID: "test", outcome: .skipped(.notManaged), timings: PhaseTimings())
+                uuid: uuid, domain: nil, trigger: trigger, runID: "test", outcome: .skipped(.notManaged),
+                timings: PhaseTimings())
         }
         controller = Controller(scheduler: scheduler, hypervisor: hypervisor, logger: PipelineHarness.logger)
     }
@@ -122,7 +139,8 @@ struct ControllerTests {
             if let trigger = await harness.controller.handle(event) {
                 returned.append(trigger)
                 switch event {
-                case .lifecycle(let domain, _), .contextMetadataChanged(let domain): expectedRuns.append("\(domain.uuid) \(trigger)")
+                case .lifecycle(let domain, _), .contextMetadataChanged(let domain):
+                    expectedRuns.append("\(domain.uuid) \(trigger)")
                 case .connectionClosed: Issue.record("a closed connection started \(trigger)")
                 }
             }

@@ -1,6 +1,6 @@
-import XMLSafety
 import Foundation
 import Testing
+import XMLSafety
 
 @testable import RecontextCore
 
@@ -19,8 +19,8 @@ struct XMLFuzzFindingTests {
             "<?x?><context/>",
             "<context><?x?></context>",
             "<context><var name=\"a\">b<?pi?></var><?a?><?b?></context>",
-            "<?xmxmcoStriString?>\u{11}\"eN\to",  // the fuzzer's own input
-            "<context><?x?>",  // truncated
+            "<?xmxmcoStriString?>\u{11}\"eN\to", // the fuzzer's own input
+            "<context><?x?>", // truncated
             "<context><?x",
         ])
     func dataLessProcessingInstruction(_ xml: String) {
@@ -29,10 +29,14 @@ struct XMLFuzzFindingTests {
 
     @Test("a data-less instruction is neutralised; comments, CDATA and other instructions are left alone")
     func sanitizer() {
-        func run(_ text: String) -> String { String(decoding: XMLParserSafety.sanitized(Array(text.utf8)), as: UTF8.self) }
+        func run(_ text: String) -> String {
+            String(decoding: XMLParserSafety.sanitized(Array(text.utf8)), as: UTF8.self)
+        }
         #expect(run("<a><?x?></a>") == "<a><?x ?></a>")
         #expect(run("<?xml version=\"1.0\"?><a/>") == "<?xml version=\"1.0\"?><a/>")
-        #expect(run("<a><![CDATA[<?x?>]]><!-- <?y?> --><?z data?></a>") == "<a><![CDATA[<?x?>]]><!-- <?y?> --><?z data?></a>")
+        #expect(
+            run("<a><![CDATA[<?x?>]]><!-- <?y?> --><?z data?></a>")
+                == "<a><![CDATA[<?x?>]]><!-- <?y?> --><?z data?></a>")
         #expect(run("<a><?p?><?q?></a>") == "<a><?p ?><?q ?></a>")
         #expect(run("") == "")
         // Parsing keeps the content around the instruction.

@@ -17,18 +17,24 @@ struct FormatReadBackTests {
 
     static func spec(_ format: ContextFormat) -> ContextSpec {
         ContextSpec(
-            format: format, variables: [VariableSpec(name: "role", value: "web"), VariableSpec(name: "quote", value: tricky)],
-            files: [FileSpec(path: "etc/app.conf", content: .text("endpoint={{host.monitoring_endpoint}}\n"), isTemplate: true)],
+            format: format,
+            variables: [VariableSpec(name: "role", value: "web"), VariableSpec(name: "quote", value: tricky)],
+            files: [
+                FileSpec(
+                    path: "etc/app.conf", content: .text("endpoint={{host.monitoring_endpoint}}\n"), isTemplate: true)
+            ],
             userData: format == .noCloud || format == .configDrive ? .text("#cloud-config\nruncmd: [true]\n") : nil)
     }
 
     static func build(_ format: ContextFormat) async throws -> (ContextImageReader.Image, RenderedContext) {
-        let context = try ContextRenderer().render(spec: spec(format), host: host, domain: domain, defaultFormat: .noCloud)
+        let context = try ContextRenderer().render(
+            spec: spec(format), host: host, domain: domain, defaultFormat: .noCloud)
         let directory = NSTemporaryDirectory() + "recontextd-formats-\(UUID().uuidString)"
         let store = ISOImageStore(directory: directory, mode: 0o644)
         try store.prepare()
         let name = ImageNaming.name(domain: domain, generation: 3, contentHash: context.contentHash)
-        let record = ContextRenderer.generationRecord(generation: 3, host: host.name, contentHash: context.contentHash, domain: domain)
+        let record = ContextRenderer.generationRecord(
+            generation: 3, host: host.name, contentHash: context.contentHash, domain: domain)
         let path = try await store.write(context, record: record, name: name)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         return (try ContextImageReader.read(path), context)
@@ -75,7 +81,8 @@ struct FormatReadBackTests {
         try image.text("context.sh").write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         for (key, expected) in [
-            ("MONITORING_ENDPOINT", "http://10.9.0.2:9090"), ("ROLE", "web"), ("QUOTE", Self.tricky), ("NOTE", Self.tricky),
+            ("MONITORING_ENDPOINT", "http://10.9.0.2:9090"), ("ROLE", "web"), ("QUOTE", Self.tricky),
+            ("NOTE", Self.tricky),
             ("HOSTNAME", "web-1"),
         ] {
             let value = try ProcessRunner.run("/bin/sh", ["-c", ". \"$1\"; printf %s \"$\(key)\"", "sh", file])
@@ -95,7 +102,9 @@ struct FormatReadBackTests {
 /// `recontextd build-iso`, checked by isoinfo, xorriso and pycdlib.
 @Suite("recontextd build-iso")
 struct BuildISOCommandTests {
-    @Test("an image built from a folder reads back byte-exact by isoinfo, xorriso and pycdlib", arguments: ["cidata", "config-2", "CONTEXT"])
+    @Test(
+        "an image built from a folder reads back byte-exact by isoinfo, xorriso and pycdlib",
+        arguments: ["cidata", "config-2", "CONTEXT"])
     func buildISO(volumeID: String) throws {
         let root = NSTemporaryDirectory() + "recontextd-build-iso-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -131,7 +140,9 @@ struct BuildISOCommandTests {
 
     @Test("a missing folder is a clear error")
     func missingFolder() throws {
-        let result = try RecontextdProcess.runCommand(["build-iso", "--volume-id", "cidata", "--output", "/tmp/x.iso", "/nonexistent-\(UUID())"])
+        let result = try RecontextdProcess.runCommand([
+            "build-iso", "--volume-id", "cidata", "--output", "/tmp/x.iso", "/nonexistent-\(UUID())",
+        ])
         #expect(result.status != 0)
         #expect(result.standardError.contains("nonexistent"))
     }

@@ -23,7 +23,9 @@ struct GuestMigrationTests {
     }
 
     /// Waits for a new guest line containing `fragment` after the first `after` lines.
-    static func waitForLine(_ serialLog: String, containing fragment: String, after: Int, timeout: Duration) async -> (String, Duration)? {
+    static func waitForLine(_ serialLog: String, containing fragment: String, after: Int, timeout: Duration) async -> (
+        String, Duration
+    )? {
         let clock = ContinuousClock()
         let start = clock.now
         while clock.now - start < timeout {
@@ -38,14 +40,18 @@ struct GuestMigrationTests {
 
     @Test("A to B and back to A: the guest prints each destination's monitoring endpoint")
     func guestFollowsMigrations() async throws {
-        _ = try ProcessRunner.run("/bin/sh", [Self.harness.appendingPathComponent("build-guest.sh").path, Self.guestDirectory])
+        _ = try ProcessRunner.run(
+            "/bin/sh", [Self.harness.appendingPathComponent("build-guest.sh").path, Self.guestDirectory])
         let hosts = try await MigrationTests.TwoHosts("guest-migration")
         let serialLog = hosts.root + "/serial.log"
         let name = "guest-\(UUID().uuidString.prefix(6).lowercased())"
         do {
             let xml = try ProcessRunner.run(
                 "/bin/sh",
-                [Self.harness.appendingPathComponent("guest-domain.xml.sh").path, name, "sata", "sda", Self.guestDirectory, serialLog])
+                [
+                    Self.harness.appendingPathComponent("guest-domain.xml.sh").path, name, "sata", "sda",
+                    Self.guestDirectory, serialLog,
+                ])
             let domain = try hosts.connectionA.defineDomain(xml: xml)
             try domain.setMetadata(
                 "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file></context>",
@@ -53,13 +59,16 @@ struct GuestMigrationTests {
             try domain.start()
 
             let boot = try #require(
-                await Self.waitForLine(serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0, timeout: .seconds(180)),
+                await Self.waitForLine(
+                    serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0,
+                    timeout: .seconds(180)),
                 "serial log: \(Self.guestLines(serialLog))")
             print("guest: boot to first context line: \(boot.1)")
             #expect(boot.0.contains("generation=1"))
 
             for (source, destination, endpoint, generation) in [
-                (hosts.a, hosts.b, MigrationTests.TwoHosts.endpointB, 2), (hosts.b, hosts.a, MigrationTests.TwoHosts.endpointA, 3),
+                (hosts.a, hosts.b, MigrationTests.TwoHosts.endpointB, 2),
+                (hosts.b, hosts.a, MigrationTests.TwoHosts.endpointA, 3),
             ] {
                 let before = Self.guestLines(serialLog).count
                 let clock = ContinuousClock()
@@ -67,12 +76,14 @@ struct GuestMigrationTests {
                 try hosts.migrate(name, from: source, to: destination, persistent: true, p2p: false)
                 let migrated = clock.now - start
                 let seen = try #require(
-                    await Self.waitForLine(serialLog, containing: "monitoring_endpoint=\(endpoint)", after: before, timeout: .seconds(60)),
+                    await Self.waitForLine(
+                        serialLog, containing: "monitoring_endpoint=\(endpoint)", after: before, timeout: .seconds(60)),
                     "serial log: \(Self.guestLines(serialLog))")
                 #expect(seen.0.contains("generation=\(generation)"), "\(seen.0)")
                 #expect(seen.0.contains("host=\(destination.hostname)"), "\(seen.0)")
                 print(
-                    "guest: migration \(source.hostname) -> \(destination.hostname): virsh migrate \(migrated), then guest printed after \(seen.1)")
+                    "guest: migration \(source.hostname) -> \(destination.hostname): virsh migrate \(migrated), then guest printed after \(seen.1)"
+                )
             }
             let lines = Self.guestLines(serialLog)
             #expect(lines.filter { $0.contains("monitoring_endpoint=") }.count == 3, "\(lines)")
@@ -81,17 +92,23 @@ struct GuestMigrationTests {
             // guest locks it): each must go through at once (forced), never time out on the tray.
             for round in 1...8 {
                 let before = Self.guestLines(serialLog).count
-                let xml = "<context format='nocloud'><var name='round'>\(round)</var><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}/r\(round)</file></context>"
+                let xml =
+                    "<context format='nocloud'><var name='round'>\(round)</var><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}/r\(round)</file></context>"
                 try hosts.connectionA.domain(named: name).setMetadata(
                     xml, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: [.live, .config])
-                let seen = await Self.waitForLine(serialLog, containing: "/r\(round) ", after: before, timeout: .seconds(30))
-                #expect(seen != nil, "round \(round): \(Self.guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(2000))")
+                let seen = await Self.waitForLine(
+                    serialLog, containing: "/r\(round) ", after: before, timeout: .seconds(30))
+                #expect(
+                    seen != nil,
+                    "round \(round): \(Self.guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(2000))")
             }
             #expect(!hosts.daemonA.logText.contains("run failed"), "\(hosts.daemonA.logText)")
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
         } catch {
-            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)\nserial: \(Self.guestLines(serialLog))")
+            Issue.record(
+                "\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)\nserial: \(Self.guestLines(serialLog))"
+            )
         }
         await hosts.stop()
     }

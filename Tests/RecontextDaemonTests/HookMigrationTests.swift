@@ -41,8 +41,13 @@ struct HookMigrationTests {
         let config = root + "/recontextd.yaml"
         try "images:\n  directory: \(Self.images)\n".write(toFile: config, atomically: true, encoding: .utf8)
         let frontEnd = try String(contentsOfFile: HookProgram.frontEndPath, encoding: .utf8)
-            .replacingOccurrences(of: "RECONTEXTD_BINARY_DEFAULT=/usr/bin/recontextd", with: "RECONTEXTD_BINARY_DEFAULT=\(HookProgram.binary!)")
-            .replacingOccurrences(of: "RECONTEXTD_CONFIG_DEFAULT=/etc/recontextd/recontextd.yaml", with: "RECONTEXTD_CONFIG_DEFAULT=\(config)")
+            .replacingOccurrences(
+                of: "RECONTEXTD_BINARY_DEFAULT=/usr/bin/recontextd",
+                with: "RECONTEXTD_BINARY_DEFAULT=\(HookProgram.binary!)"
+            )
+            .replacingOccurrences(
+                of: "RECONTEXTD_CONFIG_DEFAULT=/etc/recontextd/recontextd.yaml",
+                with: "RECONTEXTD_CONFIG_DEFAULT=\(config)")
         func installHook(on host: LibvirtTestHost) throws {
             let hooks = host.stateDirectory.appendingPathComponent("etc/hooks")
             try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
@@ -75,9 +80,11 @@ struct HookMigrationTests {
         try installHook(on: a)
         try installHook(on: b)
         let start = ContinuousClock.now
-        _ = try b.virsh([])  // warm the client binary out of the measurement
+        _ = try b.virsh([]) // warm the client binary out of the measurement
         _ = try a.virsh(["migrate", "--live", "--persistent", "--undefinesource", name, b.uri])
-        print("hook timing: live migration A to B with the hook rewriting (virsh, real hosts): \(ContinuousClock.now - start)")
+        print(
+            "hook timing: live migration A to B with the hook rewriting (virsh, real hosts): \(ContinuousClock.now - start)"
+        )
         #expect(try b.virsh(["domstate", name]).contains("running"))
         let live = try b.virsh(["dumpxml", name])
         #expect(!live.contains("<source file="), "the live cdrom is empty on B:\n\(live)")

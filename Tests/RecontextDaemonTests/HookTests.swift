@@ -154,7 +154,8 @@ struct HookTests {
 
     @Test("images that exist here: nothing printed")
     func existingImagesUntouched() throws {
-        let rewrite = try Self.rewriter(present: [Self.imageSATA, Self.imageIDE]).rewrite(Array(Self.domainXML.utf8), domain: "vm1")
+        let rewrite = try Self.rewriter(present: [Self.imageSATA, Self.imageIDE]).rewrite(
+            Array(Self.domainXML.utf8), domain: "vm1")
         #expect(rewrite.xml == nil)
         #expect(rewrite.removed.isEmpty)
     }
@@ -162,17 +163,21 @@ struct HookTests {
     @Test("one image exists, the other does not: only the missing one goes")
     func onlyMissingRemoved() throws {
         let rewrite = try Self.rewriter(present: [Self.imageSATA]).rewrite(Array(Self.domainXML.utf8), domain: "vm1")
-        #expect(Self.text(rewrite.xml) == Self.removingLines(Self.domainXML, containing: ["<source file='\(Self.imageIDE)'/>"]))
+        #expect(
+            Self.text(rewrite.xml)
+                == Self.removingLines(Self.domainXML, containing: ["<source file='\(Self.imageIDE)'/>"]))
         #expect(rewrite.removed.map(\.target) == ["hdc"])
     }
 
     @Test("sources outside the directory (also in a subdirectory) are never touched, missing or not")
     func outsideDirectoryUntouched() throws {
         // Everything is missing, but with another image directory nothing of ours is in the XML.
-        let rewrite = try Self.rewriter(directory: "/srv/other-images").rewrite(Array(Self.domainXML.utf8), domain: "vm1")
+        let rewrite = try Self.rewriter(directory: "/srv/other-images").rewrite(
+            Array(Self.domainXML.utf8), domain: "vm1")
         #expect(rewrite.xml == nil)
         #expect(rewrite.removed.isEmpty)
-        let parent = try Self.rewriter(directory: "/var/lib/recontextd").rewrite(Array(Self.domainXML.utf8), domain: "vm1")
+        let parent = try Self.rewriter(directory: "/var/lib/recontextd").rewrite(
+            Array(Self.domainXML.utf8), domain: "vm1")
         #expect(parent.xml == nil)
     }
 
@@ -193,7 +198,8 @@ struct HookTests {
     func directlyInDirectory(path: String, expected: Bool) {
         #expect(Self.rewriter().isDirectlyInImageDirectory(path) == expected)
         #expect(Self.rewriter(directory: "/var/lib/recontextd/images/").isDirectlyInImageDirectory(path) == expected)
-        #expect(Self.rewriter(directory: "/var/lib/./recontextd/x/../images").isDirectlyInImageDirectory(path) == expected)
+        #expect(
+            Self.rewriter(directory: "/var/lib/./recontextd/x/../images").isDirectlyInImageDirectory(path) == expected)
     }
 
     /// One context CD-ROM with `source` as its `<source>` line.
@@ -213,7 +219,9 @@ struct HookTests {
         """
     }
 
-    @Test("startupPolicy optional, requisite or none: removed with the <source>", arguments: [nil, "optional", "requisite"])
+    @Test(
+        "startupPolicy optional, requisite or none: removed with the <source>",
+        arguments: [nil, "optional", "requisite"])
     func startupPolicyRemoved(policy: String?) throws {
         let attribute = policy.map { " startupPolicy='\($0)'" } ?? ""
         let xml = Self.oneCDROM("<source file='\(Self.imageSATA)'\(attribute)/>")
@@ -252,11 +260,15 @@ struct HookTests {
         #expect(try Self.rewriter().rewrite(Array(block.utf8), domain: "vm1").xml == nil)
         let disk = Self.oneCDROM("<source file='\(Self.imageSATA)'/>", device: "disk")
         #expect(try Self.rewriter().rewrite(Array(disk.utf8), domain: "vm1").xml == nil)
-        let childless = "<domain><devices><disk type='file' device='cdrom'/><disk device='cdrom'><source file='\(Self.imageSATA)'/></disk></devices></domain>"
+        let childless =
+            "<domain><devices><disk type='file' device='cdrom'/><disk device='cdrom'><source file='\(Self.imageSATA)'/></disk></devices></domain>"
         let childlessRewrite = try Self.rewriter().rewrite(Array(childless.utf8), domain: "vm1")
-        #expect(Self.text(childlessRewrite.xml) == "<domain><devices><disk type='file' device='cdrom'/><disk device='cdrom'></disk></devices></domain>")
+        #expect(
+            Self.text(childlessRewrite.xml)
+                == "<domain><devices><disk type='file' device='cdrom'/><disk device='cdrom'></disk></devices></domain>")
         #expect(childlessRewrite.removed.map(\.target) == ["#2"])
-        let outsideDevices = "<domain><metadata><disk device='cdrom'><source file='\(Self.imageSATA)'/></disk></metadata></domain>"
+        let outsideDevices =
+            "<domain><metadata><disk device='cdrom'><source file='\(Self.imageSATA)'/></disk></metadata></domain>"
         #expect(try Self.rewriter().rewrite(Array(outsideDevices.utf8), domain: "vm1").xml == nil)
     }
 
@@ -274,10 +286,15 @@ struct HookTests {
         let lf = Self.oneCDROM("<source file='\(Self.imageSATA)'/>")
         let crlf = lf.replacingOccurrences(of: "\n", with: "\r\n")
         let rewrite = try Self.rewriter().rewrite(Array(crlf.utf8), domain: "vm1")
-        #expect(Self.text(rewrite.xml) == Self.removingLines(lf, containing: ["<source "]).replacingOccurrences(of: "\n", with: "\r\n"))
-        let compact = "<domain><devices><disk device='cdrom'><source file='\(Self.imageSATA)'/><target dev='sda'/></disk></devices></domain>"
+        #expect(
+            Self.text(rewrite.xml)
+                == Self.removingLines(lf, containing: ["<source "]).replacingOccurrences(of: "\n", with: "\r\n"))
+        let compact =
+            "<domain><devices><disk device='cdrom'><source file='\(Self.imageSATA)'/><target dev='sda'/></disk></devices></domain>"
         let compactRewrite = try Self.rewriter().rewrite(Array(compact.utf8), domain: "vm1")
-        #expect(Self.text(compactRewrite.xml) == "<domain><devices><disk device='cdrom'><target dev='sda'/></disk></devices></domain>")
+        #expect(
+            Self.text(compactRewrite.xml)
+                == "<domain><devices><disk device='cdrom'><target dev='sda'/></disk></devices></domain>")
     }
 
     // MARK: - Unreadable input
@@ -334,7 +351,8 @@ struct HookTests {
         let root = try #require(scanned.first)
         #expect(root.name == "domain" && root.start == 0 && root.end == bytes.count - 1)
         // Attribute-value normalisation and character references, as libxml2 reports them.
-        let tricky = Array("<a x='1\t2\r\n3' y=\"&#x41;&#66;&lt;&gt;\" z='&quot;&apos;&amp;'><b/><!-- <c/> --><?pi <d/>?></a>".utf8)
+        let tricky = Array(
+            "<a x='1\t2\r\n3' y=\"&#x41;&#66;&lt;&gt;\" z='&quot;&apos;&amp;'><b/><!-- <c/> --><?pi <d/>?></a>".utf8)
         let trickyScanned = try HookXMLScanner.scan(tricky)
         #expect(trickyScanned.map(\.name) == ["a", "b"])
         #expect(trickyScanned[0].attribute("x") == "1 2 3")
@@ -349,7 +367,8 @@ struct HookTests {
 
     /// A configuration file in a new directory; returns its path.
     static func configFile(_ yaml: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hook-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hook-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("recontextd.yaml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -378,17 +397,25 @@ struct HookTests {
         let config = try Self.configFile("images:\n  directory: \(Self.directory)\n")
         defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }
         let hook = QemuHook(configurationPath: config, fileState: Self.files([Self.imageIDE]))
-        let outcome = hook.run(.init(domain: "vm1", operation: operation, subOperation: "begin")) { (Array(Self.domainXML.utf8), true) }
+        let outcome = hook.run(.init(domain: "vm1", operation: operation, subOperation: "begin")) {
+            (Array(Self.domainXML.utf8), true)
+        }
         #expect(outcome.exitStatus == 0)
-        #expect(Self.text(outcome.standardOutput) == Self.removingLines(Self.domainXML, containing: ["<source file='\(Self.imageSATA)'/>"]))
+        #expect(
+            Self.text(outcome.standardOutput)
+                == Self.removingLines(Self.domainXML, containing: ["<source file='\(Self.imageSATA)'/>"]))
         #expect(outcome.messages.map(\.severity) == [.notice])
-        #expect(outcome.messages.first?.description.hasPrefix("recontextd hook: vm1: \(operation) begin: cdrom sda: ") == true)
+        #expect(
+            outcome.messages.first?.description.hasPrefix("recontextd hook: vm1: \(operation) begin: cdrom sda: ")
+                == true)
     }
 
     @Test("no configuration file: warning, XML unchanged, exit 0")
     func missingConfiguration() {
         let hook = QemuHook(configurationPath: "/nonexistent/recontextd.yaml", fileState: Self.files([]))
-        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) { (Array(Self.domainXML.utf8), true) }
+        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) {
+            (Array(Self.domainXML.utf8), true)
+        }
         #expect(outcome.exitStatus == 0)
         #expect(outcome.standardOutput.isEmpty)
         #expect(outcome.messages.map(\.severity) == [.warning])
@@ -400,7 +427,9 @@ struct HookTests {
         let config = try Self.configFile("images:\n  directory: relative/images\n  mode: rw\n")
         defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }
         let hook = QemuHook(configurationPath: config, fileState: Self.files([]))
-        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) { (Array(Self.domainXML.utf8), true) }
+        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) {
+            (Array(Self.domainXML.utf8), true)
+        }
         #expect(outcome.exitStatus == 0)
         #expect(outcome.standardOutput.isEmpty)
         let text = try #require(outcome.messages.first?.description)
@@ -415,12 +444,15 @@ struct HookTests {
         defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }
         let hook = QemuHook(configurationPath: config, fileState: Self.files([]))
         let xml = Self.oneCDROM("<source file='\(Self.imageSATA)' startupPolicy='mandatory'/>")
-        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) { (Array(xml.utf8), true) }
+        let outcome = hook.run(.init(domain: "vm1", operation: "migrate", subOperation: "begin")) {
+            (Array(xml.utf8), true)
+        }
         #expect(outcome.exitStatus == 1)
         #expect(outcome.standardOutput.isEmpty)
-        #expect(outcome.messages.map(\.description) == [
-            "recontextd hook: error: vm1: migrate begin: cdrom sda: \(Self.imageSATA): missing on this host, and its startupPolicy='mandatory' forbids starting without it"
-        ])
+        #expect(
+            outcome.messages.map(\.description) == [
+                "recontextd hook: error: vm1: migrate begin: cdrom sda: \(Self.imageSATA): missing on this host, and its startupPolicy='mandatory' forbids starting without it"
+            ])
     }
 
     @Test("standard input is read to the limit")
@@ -443,11 +475,14 @@ struct HookTests {
 // MARK: - The sh front end and the binary
 
 /// `systemd/libvirt-hook-qemu` run as libvirt runs it, with the built `recontextd`.
-@Suite("libvirt qemu hook: sh front end and binary", .enabled(if: HookProgram.binary != nil, "\(HookProgram.skipReason)"))
+@Suite(
+    "libvirt qemu hook: sh front end and binary", .enabled(if: HookProgram.binary != nil, "\(HookProgram.skipReason)"))
 struct HookProgramTests {
     @Test("non-migrate operations: no output, exit 0, no Swift start-up")
     func frontEndOtherOperations() throws {
-        let calls = [("prepare", "begin"), ("start", "begin"), ("started", "begin"), ("stopped", "end"), ("release", "end")]
+        let calls = [
+            ("prepare", "begin"), ("start", "begin"), ("started", "begin"), ("stopped", "end"), ("release", "end"),
+        ]
         var times: [Double] = []
         for (operation, subOperation) in calls {
             for _ in 0..<5 {
@@ -471,7 +506,9 @@ struct HookProgramTests {
 
     @Test("migrate begin end to end: a missing image's source is removed; timing")
     func frontEndMigrateBegin() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hook-e2e-\(UUID().uuidString.prefix(8))").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hook-e2e-\(UUID().uuidString.prefix(8))"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let images = root + "/images"
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
@@ -485,15 +522,20 @@ struct HookProgramTests {
         for _ in 0..<7 {
             let result = try HookProgram.frontEnd(["vm1", "migrate", "begin", "-"], input: xml, config: config)
             #expect(result.status == 0)
-            #expect(result.standardOutput == HookTests.removingLines(xml, containing: ["<source file='\(images)/\(HookTests.uuid)-g3-"]))
+            #expect(
+                result.standardOutput
+                    == HookTests.removingLines(xml, containing: ["<source file='\(images)/\(HookTests.uuid)-g3-"]))
             #expect(result.standardError.contains("cdrom sda"))
             times.append(result.milliseconds)
         }
         times.sort()
-        print("hook timing: sh front end + recontextd hook qemu, migrate begin with a rewrite: min \(String(format: "%.1f", times[0])) ms, median \(String(format: "%.1f", times[times.count / 2])) ms, max \(String(format: "%.1f", times.last!)) ms (\(times.count) runs, \(HookProgram.binary!))")
+        print(
+            "hook timing: sh front end + recontextd hook qemu, migrate begin with a rewrite: min \(String(format: "%.1f", times[0])) ms, median \(String(format: "%.1f", times[times.count / 2])) ms, max \(String(format: "%.1f", times.last!)) ms (\(times.count) runs, \(HookProgram.binary!))"
+        )
 
         // Nothing to change: nothing printed.
-        try Data("iso".utf8).write(to: URL(fileURLWithPath: images + "/" + (HookTests.imageSATA as NSString).lastPathComponent))
+        try Data("iso".utf8).write(
+            to: URL(fileURLWithPath: images + "/" + (HookTests.imageSATA as NSString).lastPathComponent))
         let unchanged = try HookProgram.frontEnd(["vm1", "migrate", "begin", "-"], input: xml, config: config)
         #expect(unchanged.status == 0 && unchanged.standardOutput.isEmpty && unchanged.standardError.isEmpty)
         // restore begin too, and a domain named like an option.
@@ -506,7 +548,9 @@ struct HookProgramTests {
 
     @Test("refusal and broken configuration through the front end")
     func frontEndFailures() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hook-e2e-\(UUID().uuidString.prefix(8))").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hook-e2e-\(UUID().uuidString.prefix(8))"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let config = root + "/recontextd.yaml"
@@ -514,7 +558,9 @@ struct HookProgramTests {
         let mandatory = HookTests.oneCDROM("<source file='\(root)/images/x.iso' startupPolicy='mandatory'/>")
         let refused = try HookProgram.frontEnd(["vm1", "migrate", "begin", "-"], input: mandatory, config: config)
         #expect(refused.status == 1 && refused.standardOutput.isEmpty)
-        #expect(refused.standardError.contains("recontextd hook: error: vm1: migrate begin: cdrom sda: \(root)/images/x.iso: missing"))
+        #expect(
+            refused.standardError.contains(
+                "recontextd hook: error: vm1: migrate begin: cdrom sda: \(root)/images/x.iso: missing"))
 
         try "images: [unclosed\n".write(toFile: config, atomically: true, encoding: .utf8)
         let plain = HookTests.oneCDROM("<source file='\(root)/images/x.iso'/>")
@@ -576,7 +622,9 @@ enum HookProgram {
     }
 
     /// Runs `executable` with `input` on standard input, timing it from spawn to exit.
-    static func run(_ executable: String, _ arguments: [String], input: String, environment: [String: String] = [:]) throws -> Result {
+    static func run(_ executable: String, _ arguments: [String], input: String, environment: [String: String] = [:])
+        throws -> Result
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -21,15 +21,19 @@ struct InstallTests {
     }
 
     static var makeSkipReason: String? {
-        for program in ["/usr/bin/make", "/usr/bin/python3", "/usr/bin/install"] where !FileManager.default.isExecutableFile(atPath: program) {
+        for program in ["/usr/bin/make", "/usr/bin/python3", "/usr/bin/install"]
+        where !FileManager.default.isExecutableFile(atPath: program) {
             return "\(program) is missing"
         }
-        guard FileManager.default.isExecutableFile(atPath: RecontextdProcess.binary) else { return "no recontextd binary built" }
+        guard FileManager.default.isExecutableFile(atPath: RecontextdProcess.binary) else {
+            return "no recontextd binary built"
+        }
         return nil
     }
 
     static var analyzeSkipReason: String? {
-        FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") ? nil : "systemd-analyze is missing (Debian package systemd)"
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze")
+            ? nil : "systemd-analyze is missing (Debian package systemd)"
     }
 
     /// `make TARGET VARIABLES…` in the repository with this test's binary and a private GEN.
@@ -45,7 +49,9 @@ struct InstallTests {
 
     /// ``ProcessRunner/run(_:_:environment:)`` off the cooperative thread pool.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+        -> String
+    {
         try await offload { try ProcessRunner.run(executable, arguments, environment: environment) }
     }
 
@@ -57,7 +63,8 @@ struct InstallTests {
     }
 
     /// A copy of `unit` whose ExecStart names `binary` (verify needs the program to exist).
-    static func verifiable(_ unit: String, from path: String, to binary: String, in directory: String) throws -> String {
+    static func verifiable(_ unit: String, from path: String, to binary: String, in directory: String) throws -> String
+    {
         let text = try String(contentsOfFile: unit, encoding: .utf8).replacingOccurrences(of: path, with: binary)
         let copy = directory + "/verify/recontextd.service"
         try FileManager.default.createDirectory(atPath: directory + "/verify", withIntermediateDirectories: true)
@@ -67,19 +74,24 @@ struct InstallTests {
 
     // MARK: - The unit
 
-    @Test("systemd-analyze verify passes on the unit (ExecStart pointed at the built binary)", .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
+    @Test(
+        "systemd-analyze verify passes on the unit (ExecStart pointed at the built binary)",
+        .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
     func verifyUnit() async throws {
         let directory = try Self.scratch("verify")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let copy = try Self.verifiable(Self.unit, from: "/usr/bin/recontextd", to: RecontextdProcess.binary, in: directory)
+        let copy = try Self.verifiable(
+            Self.unit, from: "/usr/bin/recontextd", to: RecontextdProcess.binary, in: directory)
         // --man=no: the page is not installed here (the installed unit is verified with it below).
         let result = try await Self.runAllowingFailure("/usr/bin/systemd-analyze", ["verify", "--man=no", copy])
         #expect(result.status == 0, "\(result.standardError)\(result.standardOutput)")
         #expect(result.standardError.isEmpty, "\(result.standardError)")
         let text = try String(contentsOfFile: Self.unit, encoding: .utf8)
         for line in [
-            "Type=notify", "NotifyAccess=main", "ExecStartPre=/usr/bin/recontextd check-config", "ExecReload=/bin/kill -HUP $MAINPID",
-            "Restart=on-failure", "RestartPreventExitStatus=78", "RuntimeDirectory=recontextd", "StateDirectory=recontextd",
+            "Type=notify", "NotifyAccess=main", "ExecStartPre=/usr/bin/recontextd check-config",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "Restart=on-failure", "RestartPreventExitStatus=78", "RuntimeDirectory=recontextd",
+            "StateDirectory=recontextd",
             "ConfigurationDirectory=recontextd", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes",
             "RestrictAddressFamilies=AF_UNIX", "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service",
             "Wants=libvirtd.service virtqemud.socket",
@@ -88,11 +100,14 @@ struct InstallTests {
         }
     }
 
-    @Test("the exposure score from systemd-analyze security --offline is low and the one README quotes", .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
+    @Test(
+        "the exposure score from systemd-analyze security --offline is low and the one README quotes",
+        .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
     func exposure() async throws {
         let directory = try Self.scratch("security")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let copy = try Self.verifiable(Self.unit, from: "/usr/bin/recontextd", to: RecontextdProcess.binary, in: directory)
+        let copy = try Self.verifiable(
+            Self.unit, from: "/usr/bin/recontextd", to: RecontextdProcess.binary, in: directory)
         let result = try await Self.runAllowingFailure(
             "/usr/bin/systemd-analyze", ["security", "--offline=yes", "--no-pager", copy])
         let line = try #require(
@@ -142,7 +157,9 @@ struct InstallTests {
         defer { listener.close() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", wrapper, RecontextdProcess.binary, "run", "--config", config, "--state-dir", directory + "/state"]
+        process.arguments = [
+            "-c", wrapper, RecontextdProcess.binary, "run", "--config", config, "--state-dir", directory + "/state",
+        ]
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = listener.path
         process.environment = environment
@@ -154,7 +171,8 @@ struct InstallTests {
         process.waitUntilExit()
         #expect(ready != nil)
         #expect(process.terminationStatus == 0)
-        let status = try String(contentsOfFile: directory + "/state/status/\(TestDriverNode.managedUUID).json", encoding: .utf8)
+        let status = try String(
+            contentsOfFile: directory + "/state/status/\(TestDriverNode.managedUUID).json", encoding: .utf8)
         #expect(status.contains("\"build\""), "the build phase ran: \(status)")
     }
 
@@ -189,20 +207,31 @@ struct InstallTests {
             let hook = try String(contentsOfFile: destdir + "/etc/libvirt/hooks/qemu", encoding: .utf8)
             #expect(hook.contains("RECONTEXTD_BINARY_DEFAULT=/usr/local/bin/recontextd"))
         }
-        let unit = try String(contentsOfFile: destdir + "/usr/local/lib/systemd/system/recontextd.service", encoding: .utf8)
+        let unit = try String(
+            contentsOfFile: destdir + "/usr/local/lib/systemd/system/recontextd.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/local/bin/recontextd run"))
         #expect(unit.contains("ExecStartPre=/usr/local/bin/recontextd check-config"))
         #expect(!unit.contains("/usr/bin/recontextd"))
-        #expect(try String(contentsOfFile: destdir + "/usr/local/share/bash-completion/completions/recontextd", encoding: .utf8).contains("complete"))
-        #expect(try String(contentsOfFile: destdir + "/usr/local/share/zsh/site-functions/_recontextd", encoding: .utf8).hasPrefix("#compdef recontextd"))
-        #expect(try String(contentsOfFile: destdir + "/usr/local/share/fish/vendor_completions.d/recontextd.fish", encoding: .utf8).contains("complete -c 'recontextd'"))
+        #expect(
+            try String(
+                contentsOfFile: destdir + "/usr/local/share/bash-completion/completions/recontextd", encoding: .utf8
+            ).contains("complete"))
+        #expect(
+            try String(contentsOfFile: destdir + "/usr/local/share/zsh/site-functions/_recontextd", encoding: .utf8)
+                .hasPrefix("#compdef recontextd"))
+        #expect(
+            try String(
+                contentsOfFile: destdir + "/usr/local/share/fish/vendor_completions.d/recontextd.fish", encoding: .utf8
+            ).contains("complete -c 'recontextd'"))
         #expect(
             try String(contentsOfFile: destdir + "/etc/recontextd/recontextd.yaml", encoding: .utf8)
                 == String(contentsOfFile: Self.root + "/systemd/recontextd.yaml", encoding: .utf8))
 
         // The man page: every subcommand and option, and troff without warnings.
         let page = try String(contentsOfFile: destdir + "/usr/local/share/man/man1/recontextd.1", encoding: .utf8)
-        for text in ["recontextd run", "recontextd check\\-config", "recontextd apply", "\\-\\-log\\-target", "\\-\\-config"] {
+        for text in [
+            "recontextd run", "recontextd check\\-config", "recontextd apply", "\\-\\-log\\-target", "\\-\\-config",
+        ] {
             #expect(page.contains(text), "\(text) missing from the man page")
         }
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/groff") {
@@ -218,7 +247,8 @@ struct InstallTests {
                 to: destdir + "/usr/local/bin/recontextd", in: directory)
             var environment = ProcessInfo.processInfo.environment
             environment["MANPATH"] = destdir + "/usr/local/share/man"
-            let verify = try await Self.runAllowingFailure("/usr/bin/systemd-analyze", ["verify", copy], environment: environment)
+            let verify = try await Self.runAllowingFailure(
+                "/usr/bin/systemd-analyze", ["verify", copy], environment: environment)
             #expect(verify.status == 0 && verify.standardError.isEmpty, "\(verify.standardError)")
         }
     }
@@ -234,7 +264,8 @@ struct InstallTests {
         let config = destdir + "/etc/recontextd/recontextd.yaml"
         let otherHook = destdir + "/etc/libvirt/hooks/qemu"
         try FileManager.default.createDirectory(atPath: destdir + "/etc/recontextd", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: destdir + "/etc/libvirt/hooks", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: destdir + "/etc/libvirt/hooks", withIntermediateDirectories: true)
         try "host:\n  name: mine\n".write(toFile: config, atomically: true, encoding: .utf8)
         try "#!/bin/sh\n# someone else's hook\n".write(toFile: otherHook, atomically: true, encoding: .utf8)
 
@@ -255,7 +286,8 @@ struct InstallTests {
         try await Self.make("uninstall", variables, gen: directory + "/gen")
         let left = try FileManager.default.subpathsOfDirectory(atPath: destdir).filter { path in
             var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: destdir + "/" + path, isDirectory: &isDirectory) && !isDirectory.boolValue
+            return FileManager.default.fileExists(atPath: destdir + "/" + path, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
         }
         #expect(left.sorted() == ["etc/libvirt/hooks/qemu", "etc/recontextd/recontextd.yaml"], "left behind: \(left)")
     }
@@ -264,19 +296,25 @@ struct InstallTests {
 
     static var debSkipReason: String? {
         if let reason = makeSkipReason { return reason }
-        for program in ["/usr/bin/dpkg-deb", "/usr/bin/readelf"] where !FileManager.default.isExecutableFile(atPath: program) {
+        for program in ["/usr/bin/dpkg-deb", "/usr/bin/readelf"]
+        where !FileManager.default.isExecutableFile(atPath: program) {
             return "\(program) is missing"
         }
         return nil
     }
 
-    @Test("make deb builds a package with the binary, unit, man page, completions, conffile and scripts", .enabled(if: debSkipReason == nil, "\(debSkipReason ?? "")"))
+    @Test(
+        "make deb builds a package with the binary, unit, man page, completions, conffile and scripts",
+        .enabled(if: debSkipReason == nil, "\(debSkipReason ?? "")"))
     func debContents() async throws {
         let directory = try Self.scratch("deb")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let deb = try await Self.buildDeb(in: directory)
         let info = try await Self.run("/usr/bin/dpkg-deb", ["--info", deb])
-        for field in ["Package: recontextd", "Version: 0.1.0", "Architecture: ", "Depends: ", "libvirt0", "libisofs6", "libsystemd0"] {
+        for field in [
+            "Package: recontextd", "Version: 0.1.0", "Architecture: ", "Depends: ", "libvirt0", "libisofs6",
+            "libsystemd0",
+        ] {
             #expect(info.contains(field), "\(field) missing in\n\(info)")
         }
         #expect(try await Self.run("/usr/bin/dpkg-deb", ["--field", deb, "Depends"]).contains("libc6"))
@@ -291,17 +329,22 @@ struct InstallTests {
         }
         let control = directory + "/control"
         try await Self.run("/usr/bin/dpkg-deb", ["--control", deb, control])
-        #expect(try String(contentsOfFile: control + "/conffiles", encoding: .utf8) == "/etc/recontextd/recontextd.yaml\n")
+        #expect(
+            try String(contentsOfFile: control + "/conffiles", encoding: .utf8) == "/etc/recontextd/recontextd.yaml\n")
         for script in ["postinst", "prerm", "postrm"] {
             #expect(FileManager.default.isExecutableFile(atPath: control + "/" + script))
             let text = try String(contentsOfFile: control + "/" + script, encoding: .utf8)
-            #expect(!text.contains("systemctl") || text.contains("[ -d /run/systemd/system ]"), "\(script) calls systemctl unguarded")
+            #expect(
+                !text.contains("systemctl") || text.contains("[ -d /run/systemd/system ]"),
+                "\(script) calls systemctl unguarded")
         }
     }
 
     static func buildDeb(in directory: String) async throws -> String {
         try await Self.make("deb", ["OUT": directory + "/out", "DEB_COMPRESS": "gzip"], gen: directory + "/gen")
-        let debs = try FileManager.default.contentsOfDirectory(atPath: directory + "/out").filter { $0.hasSuffix(".deb") }
+        let debs = try FileManager.default.contentsOfDirectory(atPath: directory + "/out").filter {
+            $0.hasSuffix(".deb")
+        }
         return directory + "/out/" + (try #require(debs.first))
     }
 
@@ -314,12 +357,15 @@ struct InstallTests {
         guard environment["CI"] == "true" || environment["RECONTEXTD_TEST_DEB"] == "1" else {
             return "installs a package on this machine: runs in CI (CI=true) or with RECONTEXTD_TEST_DEB=1"
         }
-        if let status = try? ProcessRunner.runAllowingFailure("/usr/bin/dpkg-query", ["-W", "-f=${Status}", "recontextd"]),
+        if let status = try? ProcessRunner.runAllowingFailure(
+            "/usr/bin/dpkg-query", ["-W", "-f=${Status}", "recontextd"]),
             status.status == 0, !status.standardOutput.isEmpty, !status.standardOutput.hasSuffix("not-installed")
         {
             return "a recontextd package is already installed here (\(status.standardOutput)); not touching it"
         }
-        for path in ["/usr/bin/recontextd", "/lib/systemd/system/recontextd.service", "/usr/share/man/man1/recontextd.1.gz"]
+        for path in [
+            "/usr/bin/recontextd", "/lib/systemd/system/recontextd.service", "/usr/share/man/man1/recontextd.1.gz",
+        ]
         where FileManager.default.fileExists(atPath: path) {
             return "\(path) exists; the test will not replace it"
         }
@@ -358,7 +404,9 @@ struct InstallTests {
         check gone '! dpkg-query -W -f="\${Status}" recontextd 2>/dev/null | grep -q "installed\|config-files"'
         """#
 
-    @Test("the .deb installs with dpkg -i, works, and removes cleanly with dpkg -r and dpkg -P", .enabled(if: debInstallSkipReason == nil, "\(debInstallSkipReason ?? "")"))
+    @Test(
+        "the .deb installs with dpkg -i, works, and removes cleanly with dpkg -r and dpkg -P",
+        .enabled(if: debInstallSkipReason == nil, "\(debInstallSkipReason ?? "")"))
     func debInstallRemove() async throws {
         let directory = try Self.scratch("deb-install")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -367,25 +415,33 @@ struct InstallTests {
             // Whatever happened: purge, again inside an /etc overlay.
             let cleanup = directory + "/cleanup"
             try? FileManager.default.createDirectory(atPath: cleanup, withIntermediateDirectories: true)
-            _ = try? ProcessRunner.runAllowingFailure(  // in defer: blocking is unavoidable
+            _ = try? ProcessRunner.runAllowingFailure( // in defer: blocking is unavoidable
                 "/usr/bin/unshare",
-                ["--mount", "--", "/bin/sh", "-c",
-                 #"mkdir -p "$1/u" "$1/w" && mount -t overlay o -o "lowerdir=/etc,upperdir=$1/u,workdir=$1/w" /etc && dpkg -P recontextd"#,
-                 "sh", cleanup])
+                [
+                    "--mount", "--", "/bin/sh", "-c",
+                    #"mkdir -p "$1/u" "$1/w" && mount -t overlay o -o "lowerdir=/etc,upperdir=$1/u,workdir=$1/w" /etc && dpkg -P recontextd"#,
+                    "sh", cleanup,
+                ])
         }
-        let result = try await Self.runAllowingFailure("/usr/bin/unshare", ["--mount", "--", "/bin/sh", "-c", Self.debScript, "sh", directory + "/ns", deb])
+        let result = try await Self.runAllowingFailure(
+            "/usr/bin/unshare", ["--mount", "--", "/bin/sh", "-c", Self.debScript, "sh", directory + "/ns", deb])
         let lines = Dictionary(
             result.standardOutput.split(separator: "\n").compactMap { line -> (String, String)? in
                 let parts = line.split(separator: ":", maxSplits: 1)
                 return parts.count == 2 ? (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces)) : nil
             }, uniquingKeysWith: { first, _ in first })
-        let logs = ["install", "remove", "purge"].map { (try? String(contentsOfFile: directory + "/ns/dpkg-\($0).log", encoding: .utf8)) ?? "" }
+        let logs = ["install", "remove", "purge"].map {
+            (try? String(contentsOfFile: directory + "/ns/dpkg-\($0).log", encoding: .utf8)) ?? ""
+        }
         let context = "\(result.standardOutput)\(result.standardError)\n\(logs.joined(separator: "\n"))"
         #expect(result.status == 0, "\(context)")
         #expect(lines["install"] == "0", "\(context)")
         #expect(lines["status"] == "install ok installed 0.1.0", "\(context)")
         #expect(lines["version"] == "0.1.0")
-        for check in ["binary", "unit", "config", "hook", "check-config", "man", "binary-removed", "unit-removed", "hook-removed", "config-kept", "config-purged", "gone"] {
+        for check in [
+            "binary", "unit", "config", "hook", "check-config", "man", "binary-removed", "unit-removed", "hook-removed",
+            "config-kept", "config-purged", "gone",
+        ] {
             #expect(lines[check] == "yes", "\(check): \(lines[check] ?? "nothing")\n\(context)")
         }
         #expect(lines["remove"] == "0" && lines["purge"] == "0", "\(context)")

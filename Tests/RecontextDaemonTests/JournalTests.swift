@@ -15,13 +15,15 @@ struct JournalTests {
     @Test(
         "metadata keys become journal field names",
         arguments: [
-            ("domain.name", "DOMAIN_NAME"), ("domain.uuid", "DOMAIN_UUID"), ("run.id", "RUN_ID"), ("run.trigger", "TRIGGER"),
+            ("domain.name", "DOMAIN_NAME"), ("domain.uuid", "DOMAIN_UUID"), ("run.id", "RUN_ID"),
+            ("run.trigger", "TRIGGER"),
             ("generation", "GENERATION"), ("result", "RESULT"), ("phase", "PHASE"), ("error", "ERROR"),
             ("libvirt.error_code", "LIBVIRT_ERROR_CODE"), ("duration.total_ms", "DURATION_USEC"),
             ("duration.insert_ms", "DURATION_INSERT_USEC"), ("duration.resolve_ms", "DURATION_RESOLVE_USEC"),
             ("libvirt.uri", "LIBVIRT_URI"), ("content_hash", "CONTENT_HASH"), ("warning.index", "WARNING_INDEX"),
             ("sl-service", "SL_SERVICE"), ("message", "RECONTEXTD_MESSAGE"), ("priority", "RECONTEXTD_PRIORITY"),
-            ("_hidden", "RECONTEXTD__HIDDEN"), ("9lives", "RECONTEXTD_9LIVES"), ("Ünïcode key", "RECONTEXTD___N__CODE_KEY"),
+            ("_hidden", "RECONTEXTD__HIDDEN"), ("9lives", "RECONTEXTD_9LIVES"),
+            ("Ünïcode key", "RECONTEXTD___N__CODE_KEY"),
         ])
     func fieldNames(key: String, expected: String) {
         let name = JournalEntry.fieldName(forMetadataKey: key)
@@ -39,7 +41,10 @@ struct JournalTests {
                 "note": "two words",
             ],
             identifier: "recontextd", file: "RecontextCore/ContextPipeline.swift", function: "log(_:)", line: 412)
-        #expect(entry["MESSAGE"] == "context applied domain.uuid=u-1 duration.build_ms=2.35 duration.total_ms=42.56 generation=3 note=\"two words\"")
+        #expect(
+            entry["MESSAGE"]
+                == "context applied domain.uuid=u-1 duration.build_ms=2.35 duration.total_ms=42.56 generation=3 note=\"two words\""
+        )
         #expect(entry["PRIORITY"] == "5")
         #expect(entry["SYSLOG_IDENTIFIER"] == "recontextd")
         #expect(entry["CODE_FILE"] == "RecontextCore/ContextPipeline.swift")
@@ -79,10 +84,16 @@ struct JournalTests {
     @Test("log.target auto is the journal only when stderr is the journal stream; journal needs journald")
     func destinations() {
         #expect(JournalLogHandler.destination(for: .auto, stderrIsJournal: true, journalAvailable: true) == .journal)
-        #expect(JournalLogHandler.destination(for: .auto, stderrIsJournal: false, journalAvailable: true) == .standardError)
-        #expect(JournalLogHandler.destination(for: .journal, stderrIsJournal: false, journalAvailable: true) == .journal)
-        #expect(JournalLogHandler.destination(for: .journal, stderrIsJournal: false, journalAvailable: false) == .standardError)
-        #expect(JournalLogHandler.destination(for: .stderr, stderrIsJournal: true, journalAvailable: true) == .standardError)
+        #expect(
+            JournalLogHandler.destination(for: .auto, stderrIsJournal: false, journalAvailable: true) == .standardError)
+        #expect(
+            JournalLogHandler.destination(for: .journal, stderrIsJournal: false, journalAvailable: true) == .journal)
+        #expect(
+            JournalLogHandler.destination(for: .journal, stderrIsJournal: false, journalAvailable: false)
+                == .standardError)
+        #expect(
+            JournalLogHandler.destination(for: .stderr, stderrIsJournal: true, journalAvailable: true) == .standardError
+        )
     }
 
     @Test("without journald, Journal.send returns at once (libsystemd drops the entry) and isAvailable says so")
@@ -129,7 +140,9 @@ struct JournaldLiveTests {
         let everything = (try? await journald.read([])) ?? []
         let entry = try #require(failed.first, "no entry; program output:\n\(daemon.output)\njournal:\n\(everything)")
         #expect(stopped == 0)
-        for field in Self.fields + ["PHASE", "ERROR", "LIBVIRT_ERROR_CODE", "DURATION_BUILD_USEC", "DURATION_INSERT_USEC"] {
+        for field in Self.fields + [
+            "PHASE", "ERROR", "LIBVIRT_ERROR_CODE", "DURATION_BUILD_USEC", "DURATION_INSERT_USEC",
+        ] {
             #expect(entry[field] != nil, "\(field) missing in \(entry)")
         }
         #expect(entry["SYSLOG_IDENTIFIER"] == "recontextd", "native entries, not the stream's \"recontextd-stream\"")
@@ -144,7 +157,8 @@ struct JournaldLiveTests {
         #expect(entry["MESSAGE"]?.hasPrefix("run failed") == true)
         // The same run id on every entry of the run; the unmanaged domain is its own history.
         let runID = try #require(entry["RUN_ID"])
-        #expect(try await journald.read(["RUN_ID=\(runID)"]).allSatisfy { $0["DOMAIN_UUID"] == TestDriverNode.managedUUID })
+        #expect(
+            try await journald.read(["RUN_ID=\(runID)"]).allSatisfy { $0["DOMAIN_UUID"] == TestDriverNode.managedUUID })
         let skipped = try await journald.read(["DOMAIN_UUID=\(TestDriverNode.unmanagedUUID)"])
         #expect(skipped.first?["RESULT"] == "skipped")
         // Daemon-level entries are native too, and nothing went to the stream.
@@ -171,9 +185,12 @@ struct JournaldLiveTests {
         let name = "journal-vm"
         try host.defineDomain(
             LibvirtTestHost.minimalDomainXML(
-                name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)], type: LibvirtTestHost.preferredDomainType))
+                name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)],
+                type: LibvirtTestHost.preferredDomainType))
         let context = #"<context format="nocloud"><var name="role">web</var></context>"#
-        _ = try host.virsh(["metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", context, "--config"])
+        _ = try host.virsh([
+            "metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", context, "--config",
+        ])
         let uuid = try host.virsh(["domuuid", name]).trimmingCharacters(in: .whitespacesAndNewlines)
         let config = directory + "/recontextd.yaml"
         try """
@@ -188,9 +205,14 @@ struct JournaldLiveTests {
           reconcile-interval: 0
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = try journald.start(
-            [RecontextdProcess.binary, "run", "--config", config, "--state-dir", directory + "/state", "--log-target", "journal"])
+            [
+                RecontextdProcess.binary, "run", "--config", config, "--state-dir", directory + "/state",
+                "--log-target", "journal",
+            ])
         let deadline = ContinuousClock.now + .seconds(30)
-        while try await !journald.read(["SYSLOG_IDENTIFIER=recontextd"]).contains(where: { $0["MESSAGE"]?.hasPrefix("connected to libvirt") == true }),
+        while try await !journald.read(["SYSLOG_IDENTIFIER=recontextd"]).contains(where: {
+            $0["MESSAGE"]?.hasPrefix("connected to libvirt") == true
+        }),
             ContinuousClock.now < deadline
         {
             try await Task.sleep(for: .milliseconds(50))
@@ -199,8 +221,10 @@ struct JournaldLiveTests {
         _ = try host.virsh(["start", name])
         let first = try await journald.waitForEntries(["DOMAIN_UUID=\(uuid)", "RESULT=applied"])
         _ = try host.virsh(
-            ["metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set",
-             context.replacingOccurrences(of: ">web<", with: ">db<"), "--live", "--config"])
+            [
+                "metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set",
+                context.replacingOccurrences(of: ">web<", with: ">db<"), "--live", "--config",
+            ])
         let applied = try await journald.waitForEntries(["DOMAIN_UUID=\(uuid)", "RESULT=applied"], count: 2)
         #expect(await daemon.stop(timeout: .seconds(60)) == 0, "\(daemon.output)")
         _ = try? host.virsh(["destroy", name])
@@ -208,7 +232,9 @@ struct JournaldLiveTests {
         #expect(first.count >= 1, "output:\n\(daemon.output)")
         #expect(applied.count == 2)
         let entry = try #require(applied.first)
-        for field in Self.fields + ["GENERATION", "DURATION_BUILD_USEC", "DURATION_INSERT_USEC", "DURATION_EJECT_USEC", "CONTENT_HASH", "IMAGE"] {
+        for field in Self.fields + [
+            "GENERATION", "DURATION_BUILD_USEC", "DURATION_INSERT_USEC", "DURATION_EJECT_USEC", "CONTENT_HASH", "IMAGE",
+        ] {
             #expect(entry[field] != nil, "\(field) missing in \(entry)")
         }
         #expect(entry["PRIORITY"] == "5")

@@ -83,7 +83,8 @@ struct LiveDaemonTests {
     ) async throws -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let source = try connection.domain(named: name).cdroms().first?.sourceFile, source.hasPrefix(directory + "/"),
+            if let source = try connection.domain(named: name).cdroms().first?.sourceFile,
+                source.hasPrefix(directory + "/"),
                 let image = try? ContextImageReader.read(source), matches(image.text(file))
             {
                 return source
@@ -104,7 +105,9 @@ struct LiveDaemonTests {
         return false
     }
 
-    static func defineVM(_ host: LibvirtTestHost, _ name: String, source: String?, bus: LibvirtTestHost.CDROM.Bus = .sata) throws {
+    static func defineVM(
+        _ host: LibvirtTestHost, _ name: String, source: String?, bus: LibvirtTestHost.CDROM.Bus = .sata
+    ) throws {
         try host.defineDomain(
             LibvirtTestHost.minimalDomainXML(
                 name: name, cdroms: [.init(bus: bus, target: bus == .ide ? "hdc" : "sda", source: source)],
@@ -112,7 +115,9 @@ struct LiveDaemonTests {
     }
 
     static func setContext(_ host: LibvirtTestHost, _ name: String, _ xml: String, live: Bool) throws {
-        var arguments = ["metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", xml, "--config"]
+        var arguments = [
+            "metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", xml, "--config",
+        ]
         if live { arguments.append("--live") }
         _ = try host.virsh(arguments)
     }
@@ -124,7 +129,9 @@ struct LiveDaemonTests {
         }
     }
 
-    @Test("an opted-in VM gets this host's facts at start; metadata changes and SIGHUP make new generations; others untouched")
+    @Test(
+        "an opted-in VM gets this host's facts at start; metadata changes and SIGHUP make new generations; others untouched"
+    )
     func startMetadataReload() async throws {
         let host = try await SharedLibvirtHost.shared.get()
         let setup = try Setup("daemon-start", host: host)
@@ -153,7 +160,8 @@ struct LiveDaemonTests {
         _ = try host.virsh(["start", unmanaged])
 
         // Start: generation 1 with this host's facts.
-        let first = try #require(try await Self.waitForImage(connection, managed, directory: setup.images), "\(daemon.logText)")
+        let first = try #require(
+            try await Self.waitForImage(connection, managed, directory: setup.images), "\(daemon.logText)")
         let firstImage = try ContextImageReader.read(first)
         #expect(firstImage.volumeID == "cidata")
         #expect(firstImage.text("etc/monitoring.conf") == "endpoint=http://mon-a.example:9090 role=web")
@@ -161,7 +169,8 @@ struct LiveDaemonTests {
         #expect(firstImage.generation["generation"] as? Int == 1)
         #expect(firstImage.generation["host"] as? String == "test-host-a")
         let domain = try connection.domain(named: managed)
-        let applied = try AppliedMetadata.parse(try #require(try domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)))
+        let applied = try AppliedMetadata.parse(
+            try #require(try domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)))
         #expect(applied.generation == 1)
         #expect(applied.host == "test-host-a")
         #expect(applied.imagePath == first)
@@ -171,8 +180,10 @@ struct LiveDaemonTests {
         #expect(try ContextImageReader.read(ideImage).text("etc/monitoring.conf").contains("mon-a"))
 
         // A metadata change (as an operator does it, with virsh) reaches the CD-ROM as generation 2.
-        try Self.setContext(host, managed, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">db<"), live: true)
-        let second = try #require(try await Self.waitForImage(connection, managed, directory: setup.images, other: first))
+        try Self.setContext(
+            host, managed, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">db<"), live: true)
+        let second = try #require(
+            try await Self.waitForImage(connection, managed, directory: setup.images, other: first))
         let secondImage = try ContextImageReader.read(second)
         #expect(secondImage.text("etc/monitoring.conf") == "endpoint=http://mon-a.example:9090 role=db")
         #expect(secondImage.generation["generation"] as? Int == 2)
@@ -182,9 +193,13 @@ struct LiveDaemonTests {
         let ideBefore = try connection.domain(named: managedIDE).cdroms().first?.sourceFile
         try setup.writeConfig(endpoint: "http://mon-b.example:9090")
         daemon.signal(SIGHUP)
-        let third = try #require(try await Self.waitForImage(connection, managed, directory: setup.images, other: second))
-        #expect(try ContextImageReader.read(third).text("etc/monitoring.conf") == "endpoint=http://mon-b.example:9090 role=db")
-        let ideAfter = try #require(try await Self.waitForImage(connection, managedIDE, directory: setup.images, other: ideBefore))
+        let third = try #require(
+            try await Self.waitForImage(connection, managed, directory: setup.images, other: second))
+        #expect(
+            try ContextImageReader.read(third).text("etc/monitoring.conf")
+                == "endpoint=http://mon-b.example:9090 role=db")
+        let ideAfter = try #require(
+            try await Self.waitForImage(connection, managedIDE, directory: setup.images, other: ideBefore))
         #expect(try ContextImageReader.read(ideAfter).text("etc/monitoring.conf").contains("mon-b"))
 
         // The domain without metadata is never touched.
@@ -212,7 +227,8 @@ struct LiveDaemonTests {
         let name = "cli-\(UUID().uuidString.prefix(6).lowercased())"
         defer { Self.cleanUp(host, [name]) }
         try Self.defineVM(host, name, source: nil, bus: .scsi)
-        try Self.setContext(host, name, Self.contextMetadata.replacingOccurrences(of: "nocloud", with: "configdrive"), live: false)
+        try Self.setContext(
+            host, name, Self.contextMetadata.replacingOccurrences(of: "nocloud", with: "configdrive"), live: false)
         _ = try host.virsh(["start", name])
         let connection = try Connection.open(host.uri)
         defer { connection.close() }
@@ -231,7 +247,8 @@ struct LiveDaemonTests {
         // status before: managed, not in sync.
         let before = try RecontextdProcess.runCommand(["status", "--json"] + setup.globalArguments)
         #expect(before.status == 0, "\(before.standardError)")
-        let beforeRows = try #require(try JSONSerialization.jsonObject(with: Data(before.standardOutput.utf8)) as? [[String: Any]])
+        let beforeRows = try #require(
+            try JSONSerialization.jsonObject(with: Data(before.standardOutput.utf8)) as? [[String: Any]])
         let beforeRow = try #require(beforeRows.first { $0["name"] as? String == name })
         #expect(beforeRow["in_sync"] as? Bool == false)
         #expect(beforeRow["managed"] as? Bool == true)
@@ -241,8 +258,9 @@ struct LiveDaemonTests {
         #expect(apply.status == 0, "\(apply.standardError)")
         #expect(apply.standardOutput.contains("applied generation 1"), "\(apply.standardOutput)")
         let attached = try #require(try connection.domain(named: name).cdroms().first?.sourceFile)
-        #expect(try ContextImageReader.read(attached).files["openstack/latest/meta_data.json"]?.sha256
-            == renderedImage.files["openstack/latest/meta_data.json"]?.sha256)
+        #expect(
+            try ContextImageReader.read(attached).files["openstack/latest/meta_data.json"]?.sha256
+                == renderedImage.files["openstack/latest/meta_data.json"]?.sha256)
 
         // apply again: unchanged.
         let again = try RecontextdProcess.runCommand(["apply", name] + setup.globalArguments)
@@ -250,7 +268,8 @@ struct LiveDaemonTests {
 
         // status after: in sync, generation 1, this host, last run recorded.
         let after = try RecontextdProcess.runCommand(["status", "--json"] + setup.globalArguments)
-        let afterRows = try #require(try JSONSerialization.jsonObject(with: Data(after.standardOutput.utf8)) as? [[String: Any]])
+        let afterRows = try #require(
+            try JSONSerialization.jsonObject(with: Data(after.standardOutput.utf8)) as? [[String: Any]])
         let row = try #require(afterRows.first { $0["name"] as? String == name })
         #expect(row["in_sync"] as? Bool == true)
         #expect(row["applied_generation"] as? Int == 1)
@@ -281,14 +300,16 @@ struct LiveDaemonTests {
 
         let daemon = try RecontextdProcess(["run"] + setup.globalArguments)
         let connection = try Connection.open(host.uri)
-        let first = try #require(try await Self.waitForImage(connection, name, directory: setup.images), "\(daemon.logText)")
+        let first = try #require(
+            try await Self.waitForImage(connection, name, directory: setup.images), "\(daemon.logText)")
         connection.close()
 
         // Restart libvirtd and change the metadata at once: the change happens while the daemon
         // is disconnected or just reconnecting, so its event may be missed; the reconcile after
         // the reconnect must make it good either way.
         try host.restartLibvirtd()
-        try Self.setContext(host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">cache<"), live: true)
+        try Self.setContext(
+            host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">cache<"), live: true)
         #expect(await daemon.waitForLog("reconnected to libvirt"), "\(daemon.logText)")
         let again = try Connection.open(host.uri)
         defer { again.close() }
@@ -298,7 +319,8 @@ struct LiveDaemonTests {
         #expect(second != nil && second != first, "\(daemon.logText)")
 
         // Events flow again after the reconnect.
-        try Self.setContext(host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">queue<"), live: true)
+        try Self.setContext(
+            host, name, Self.contextMetadata.replacingOccurrences(of: ">web<", with: ">queue<"), live: true)
         let third = try await Self.waitForContent(again, name, directory: setup.images, file: "etc/monitoring.conf") {
             $0.contains("role=queue")
         }
@@ -338,7 +360,8 @@ struct LiveDaemonTests {
         }
         #expect(swapped)
         #expect(try connection.domain(named: name).cdroms().first?.sourceFile == foreign)
-        let restored = try #require(try await Self.waitForImage(connection, name, directory: setup.images, other: first, timeout: .seconds(20)))
+        let restored = try #require(
+            try await Self.waitForImage(connection, name, directory: setup.images, other: first, timeout: .seconds(20)))
         #expect(try ContextImageReader.read(restored).generation["generation"] as? Int == 2)
         #expect(FileManager.default.fileExists(atPath: foreign), "an image that is not ours is never removed")
         #expect(await daemon.stop() == 0)
@@ -347,7 +370,8 @@ struct LiveDaemonTests {
     @Test("check-config lists every problem with file, line and key, and exits 78")
     func checkConfig() throws {
         let path = NSTemporaryDirectory() + "/recontextd-bad-\(UUID().uuidString).yaml"
-        try "images:\n  mode: rw\npipeline:\n  concurrency: 0\n  bogus: 1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "images:\n  mode: rw\npipeline:\n  concurrency: 0\n  bogus: 1\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         let result = try RecontextdProcess.runCommand(["check-config", "--config", path])
         #expect(result.status == 78)
         #expect(result.standardError.contains("\(path):2: images.mode"))

@@ -53,7 +53,9 @@ struct MetricsTests {
         metrics.recordEvent(.closed(.endOfFile))
         let start = ContinuousClock.now
         metrics.recordRun(
-            Self.report("u1", .applied(Self.applied), phases: [.resolve: .milliseconds(3), .build: .milliseconds(2), .insert: .milliseconds(30)]),
+            Self.report(
+                "u1", .applied(Self.applied),
+                phases: [.resolve: .milliseconds(3), .build: .milliseconds(2), .insert: .milliseconds(30)]),
             eventTime: start, now: start + .milliseconds(40))
         metrics.recordRun(Self.report("u2", .unchanged(Self.applied), phases: [.resolve: .milliseconds(1)]))
         metrics.recordRun(Self.report("u3", .skipped(.notManaged)))
@@ -75,9 +77,13 @@ struct MetricsTests {
         }
         #expect(samples.value("recontextd_pipeline_phase_duration_seconds_count", ["phase": "insert"]) == 1)
         #expect(samples.value("recontextd_pipeline_phase_duration_seconds_count", ["phase": "resolve"]) == 2)
-        #expect(samples.value("recontextd_pipeline_phase_duration_seconds_bucket", ["phase": "insert", "le": "0.025"]) == 0)
-        #expect(samples.value("recontextd_pipeline_phase_duration_seconds_bucket", ["phase": "insert", "le": "0.05"]) == 1)
-        #expect(abs((samples.value("recontextd_pipeline_phase_duration_seconds_sum", ["phase": "insert"]) ?? 0) - 0.03) < 1e-9)
+        #expect(
+            samples.value("recontextd_pipeline_phase_duration_seconds_bucket", ["phase": "insert", "le": "0.025"]) == 0)
+        #expect(
+            samples.value("recontextd_pipeline_phase_duration_seconds_bucket", ["phase": "insert", "le": "0.05"]) == 1)
+        #expect(
+            abs((samples.value("recontextd_pipeline_phase_duration_seconds_sum", ["phase": "insert"]) ?? 0) - 0.03)
+                < 1e-9)
         #expect(samples.value("recontextd_pipeline_run_duration_seconds_count") == 4)
         #expect(samples.value("recontextd_event_to_inserted_seconds_count") == 1)
         #expect(abs((samples.value("recontextd_event_to_inserted_seconds_sum") ?? 0) - 0.04) < 1e-9)
@@ -109,16 +115,18 @@ struct MetricsTests {
         #expect(metrics.takePendingEvent(for: "u") == nil)
     }
 
-    @Test("every event kind maps to a fixed, bounded type", arguments: [
-        (DomainEventKind.lifecycle(.started(.migrated)), "started_migrated"),
-        (.lifecycle(.suspended(.paused)), "suspended_paused"),
-        (.lifecycle(.stopped(.failed)), "stopped_failed"),
-        (.lifecycle(.crashed(.panicked)), "lifecycle_other"),
-        (.lifecycle(.undefined(.removed)), "undefined"),
-        (.deviceAdded(deviceAlias: "x"), "device_added"),
-        (.deviceRemoved(deviceAlias: "x"), "device_removed"),
-        (.diskChange(oldSource: nil, newSource: nil, deviceAlias: "x", reason: 0), "disk_change"),
-    ])
+    @Test(
+        "every event kind maps to a fixed, bounded type",
+        arguments: [
+            (DomainEventKind.lifecycle(.started(.migrated)), "started_migrated"),
+            (.lifecycle(.suspended(.paused)), "suspended_paused"),
+            (.lifecycle(.stopped(.failed)), "stopped_failed"),
+            (.lifecycle(.crashed(.panicked)), "lifecycle_other"),
+            (.lifecycle(.undefined(.removed)), "undefined"),
+            (.deviceAdded(deviceAlias: "x"), "device_added"),
+            (.deviceRemoved(deviceAlias: "x"), "device_removed"),
+            (.diskChange(oldSource: nil, newSource: nil, deviceAlias: "x", reason: 0), "disk_change"),
+        ])
     func eventTypes(kind: DomainEventKind, expected: String) {
         #expect(MetricsRecorder.eventType(Self.event("u", kind)) == expected)
     }
@@ -136,7 +144,9 @@ struct MetricsTests {
         #expect(stat(file.path, &info) == 0 && info.st_mode & 0o777 == 0o644)
         #expect(!file.temporaryPath.hasSuffix(".prom"), "node_exporter reads only *.prom")
         #expect(file.temporaryPath.hasPrefix(directory + "/."))
-        #expect(throws: MetricsTextFile.WriteError.self) { try MetricsTextFile(path: directory + "/missing/x.prom").write("x") }
+        #expect(throws: MetricsTextFile.WriteError.self) {
+            try MetricsTextFile(path: directory + "/missing/x.prom").write("x")
+        }
     }
 
     @Test("the exporter writes the textfile at start, after runs (debounced) and every interval, and at shutdown")
@@ -146,7 +156,8 @@ struct MetricsTests {
         var configuration = DaemonConfiguration.Metrics()
         configuration.textfile = directory + "/recontextd.prom"
         configuration.interval = .seconds(3600)
-        let exporter = MetricsExporter(configuration: configuration, logger: Logger(label: "test"), debounce: .milliseconds(50))
+        let exporter = MetricsExporter(
+            configuration: configuration, logger: Logger(label: "test"), debounce: .milliseconds(50))
         let refreshed = RefreshCount()
         exporter.setRefresh { refreshed.add() }
         let task = Task { try await exporter.run() }
@@ -174,7 +185,8 @@ struct MetricsTests {
         var configuration = DaemonConfiguration.Metrics()
         configuration.textfile = directory + "/recontextd.prom"
         configuration.interval = .milliseconds(100)
-        let exporter = MetricsExporter(configuration: configuration, logger: Logger(label: "test"), debounce: .milliseconds(10))
+        let exporter = MetricsExporter(
+            configuration: configuration, logger: Logger(label: "test"), debounce: .milliseconds(10))
         let refreshed = RefreshCount()
         exporter.setRefresh { refreshed.add() }
         let task = Task { try await exporter.run() }
@@ -208,7 +220,8 @@ struct MetricsTests {
         #expect(!FileManager.default.fileExists(atPath: socketPath), "the socket file is removed at stop")
 
         for host in ["127.0.0.1", "::1"] {
-            guard let tcp = try? MetricsHTTPResponder(address: .tcp(host: host, port: 0), body: { exporter.render() }) else {
+            guard let tcp = try? MetricsHTTPResponder(address: .tcp(host: host, port: 0), body: { exporter.render() })
+            else {
                 #expect(host == "::1", "IPv6 may be off; IPv4 loopback must work")
                 continue
             }
@@ -220,7 +233,9 @@ struct MetricsTests {
         }
     }
 
-    @Test("a non-loopback address is refused before any socket is bound", arguments: ["0.0.0.0", "10.0.0.5", "192.168.1.1", "::", "fe80::1"])
+    @Test(
+        "a non-loopback address is refused before any socket is bound",
+        arguments: ["0.0.0.0", "10.0.0.5", "192.168.1.1", "::", "fe80::1"])
     func refusesNonLoopback(host: String) {
         #expect(throws: MetricsHTTPResponder.SetupError.self) {
             _ = try MetricsHTTPResponder(address: .tcp(host: host, port: 9466)) { "" }
@@ -247,7 +262,6 @@ final class RefreshCount: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
-
 /// `recontextd run` on a real libvirtd + QEMU host of its own: the textfile and GET /metrics
 /// hold exactly what the test did (start, metadata change, libvirtd restart).
 @Suite(
@@ -268,9 +282,12 @@ struct MetricsLiveTests {
         let name = "metrics-vm"
         try host.defineDomain(
             LibvirtTestHost.minimalDomainXML(
-                name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)], type: LibvirtTestHost.preferredDomainType))
+                name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)],
+                type: LibvirtTestHost.preferredDomainType))
         let context = #"<context format="nocloud"><var name="role">web</var></context>"#
-        _ = try host.virsh(["metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", context, "--config"])
+        _ = try host.virsh([
+            "metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set", context, "--config",
+        ])
         let uuid = try host.virsh(["domuuid", name]).trimmingCharacters(in: .whitespacesAndNewlines)
 
         let textfile = directory + "/node-exporter/recontextd.prom"
@@ -318,8 +335,10 @@ struct MetricsLiveTests {
         try await wait("the run after start") { $0.value("recontextd_pipeline_runs_total", applied) == 1 }
         // 2. Change its context metadata: one METADATA_CHANGE in our namespace, a second run.
         _ = try host.virsh(
-            ["metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set",
-             context.replacingOccurrences(of: ">web<", with: ">db<"), "--live", "--config"])
+            [
+                "metadata", name, "--uri", ContextMetadata.namespaceURI, "--key", "recontext", "--set",
+                context.replacingOccurrences(of: ">web<", with: ">db<"), "--live", "--config",
+            ])
         try await wait("the run after the metadata change") { $0.value("recontextd_pipeline_runs_total", applied) == 2 }
         // 3. Restart libvirtd: one reconnect; its reconcile finds the VM unchanged.
         try host.restartLibvirtd()

@@ -54,19 +54,25 @@ struct MigrationTests {
             async let startB = LibvirtTestHost.start(configurationB)
             a = try await startA
             b = try await startB
-            try Self.writeConfig(root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images, shared: !localImages)
-            try Self.writeConfig(root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images, shared: !localImages)
+            try Self.writeConfig(
+                root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images, shared: !localImages)
+            try Self.writeConfig(
+                root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images, shared: !localImages)
             if localImages {
                 try Self.installHook(on: a, config: root + "/a.yaml")
                 try Self.installHook(on: b, config: root + "/b.yaml")
             }
-            daemonA = try RecontextdProcess(["run", "--config", root + "/a.yaml", "--state-dir", root + "/state-a"], on: a)
-            daemonB = try RecontextdProcess(["run", "--config", root + "/b.yaml", "--state-dir", root + "/state-b"], on: b)
+            daemonA = try RecontextdProcess(
+                ["run", "--config", root + "/a.yaml", "--state-dir", root + "/state-a"], on: a)
+            daemonB = try RecontextdProcess(
+                ["run", "--config", root + "/b.yaml", "--state-dir", root + "/state-b"], on: b)
             connectionA = try Connection.open(a.uri)
             connectionB = try Connection.open(b.uri)
-            guard await daemonA.waitForLog("connected to libvirt"), await daemonB.waitForLog("connected to libvirt") else {
+            guard await daemonA.waitForLog("connected to libvirt"), await daemonB.waitForLog("connected to libvirt")
+            else {
                 throw ProcessRunner.Failure(
-                    command: "recontextd run", status: -1, standardError: daemonA.logText + daemonB.logText, standardOutput: "")
+                    command: "recontextd run", status: -1, standardError: daemonA.logText + daemonB.logText,
+                    standardOutput: "")
             }
         }
 
@@ -77,9 +83,12 @@ struct MigrationTests {
                 .deletingLastPathComponent().appendingPathComponent("systemd/libvirt-hook-qemu").path
             let script = try String(contentsOfFile: frontEnd, encoding: .utf8)
                 .replacingOccurrences(
-                    of: "RECONTEXTD_BINARY_DEFAULT=/usr/bin/recontextd", with: "RECONTEXTD_BINARY_DEFAULT=\(RecontextdProcess.binary)")
+                    of: "RECONTEXTD_BINARY_DEFAULT=/usr/bin/recontextd",
+                    with: "RECONTEXTD_BINARY_DEFAULT=\(RecontextdProcess.binary)"
+                )
                 .replacingOccurrences(
-                    of: "RECONTEXTD_CONFIG_DEFAULT=/etc/recontextd/recontextd.yaml", with: "RECONTEXTD_CONFIG_DEFAULT=\(config)")
+                    of: "RECONTEXTD_CONFIG_DEFAULT=/etc/recontextd/recontextd.yaml",
+                    with: "RECONTEXTD_CONFIG_DEFAULT=\(config)")
             let hooks = host.stateDirectory.appendingPathComponent("etc/hooks")
             try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
             let path = hooks.appendingPathComponent("qemu").path
@@ -134,19 +143,23 @@ struct MigrationTests {
                 """
             if persistent {
                 let domain = try connectionA.defineDomain(xml: xml)
-                try domain.setMetadata(metadata, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+                try domain.setMetadata(
+                    metadata, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
                 try domain.start()
             } else {
                 // A transient domain carries its metadata from creation on.
                 let withMetadata = xml.replacingOccurrences(
                     of: "</vcpu>\n",
-                    with: "</vcpu>\n  <metadata><recontext:context xmlns:recontext='\(ContextMetadata.namespaceURI)' format='nocloud'><recontext:file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</recontext:file></recontext:context></metadata>\n"
+                    with:
+                        "</vcpu>\n  <metadata><recontext:context xmlns:recontext='\(ContextMetadata.namespaceURI)' format='nocloud'><recontext:file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</recontext:file></recontext:context></metadata>\n"
                 )
                 _ = try connectionA.createDomain(xml: withMetadata)
             }
         }
 
-        func migrate(_ name: String, from source: LibvirtTestHost, to destination: LibvirtTestHost, persistent: Bool, p2p: Bool) throws {
+        func migrate(
+            _ name: String, from source: LibvirtTestHost, to destination: LibvirtTestHost, persistent: Bool, p2p: Bool
+        ) throws {
             var arguments = ["migrate", "--live"]
             if persistent { arguments += ["--persistent", "--undefinesource"] }
             if p2p { arguments.append("--p2p") }
@@ -170,8 +183,10 @@ struct MigrationTests {
     ) async throws -> Attached? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let source = try? connection.domain(named: name).cdroms().first?.sourceFile, source.hasPrefix(images + "/"),
-                let image = try? ContextImageReader.read(visible(source)), image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
+            if let source = try? connection.domain(named: name).cdroms().first?.sourceFile,
+                source.hasPrefix(images + "/"),
+                let image = try? ContextImageReader.read(visible(source)),
+                image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
             {
                 return Attached(
                     path: source, endpoint: endpoint, generation: image.generation["generation"] as? Int ?? -1,
@@ -198,7 +213,8 @@ struct MigrationTests {
         do {
             try hosts.startVM(name, bus: bus, persistent: persistent)
             let onA = try #require(
-                try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
                 "\(hosts.daemonA.logText)")
             #expect(onA.host == "mig-host-a")
             let uuid = try hosts.connectionA.domain(named: name).uuid
@@ -209,22 +225,28 @@ struct MigrationTests {
             try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: persistent, p2p: p2p)
 
             let onB = try #require(
-                try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB),
+                try await Self.waitForEndpoint(
+                    hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB),
                 "\(hosts.daemonB.logText)")
             #expect(onB.generation == onA.generation + 1)
             #expect(onB.host == "mig-host-b")
             let domainB = try hosts.connectionB.domain(named: name)
-            let applied = try AppliedMetadata.parse(try #require(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)))
+            let applied = try AppliedMetadata.parse(
+                try #require(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)))
             #expect(applied.host == "mig-host-b")
             #expect(applied.generation == UInt64(onB.generation))
             if persistent {
-                #expect(try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image")
+                #expect(
+                    try domainB.cdroms(inactive: true).first?.sourceFile == onB.path,
+                    "the saved definition names B's image")
                 #expect(try domainB.metadata(namespace: AppliedMetadata.namespaceURI, impact: .config) != nil)
             }
             #expect(await LiveDaemonTests.waitUntilGone(onA.path), "A's image is removed once B's is attached")
             // The source's daemon did nothing for the VM that left.
             try await Task.sleep(for: .milliseconds(300))
-            #expect(Self.occurrences("context applied", in: hosts.daemonA.logText) == appliedOnABefore, "\(hosts.daemonA.logText)")
+            #expect(
+                Self.occurrences("context applied", in: hosts.daemonA.logText) == appliedOnABefore,
+                "\(hosts.daemonA.logText)")
             #expect((try? hosts.connectionA.domain(uuid: uuid).isActive()) != true)
             _ = try? hosts.b.virsh(["destroy", name])
             _ = try? hosts.b.virsh(["undefine", name])
@@ -247,7 +269,8 @@ struct MigrationTests {
                     hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA,
                     visible: { hosts.visiblePath($0, on: hosts.a) }),
                 "\(hosts.daemonA.logText)")
-            #expect(!FileManager.default.fileExists(atPath: hosts.visiblePath(onA.path, on: hosts.b)), "B lacks A's image")
+            #expect(
+                !FileManager.default.fileExists(atPath: hosts.visiblePath(onA.path, on: hosts.b)), "B lacks A's image")
 
             try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: p2p)
             let onB = try #require(
@@ -258,7 +281,9 @@ struct MigrationTests {
             #expect(onB.generation == onA.generation + 1)
             #expect(onB.host == "mig-host-b")
             let domainB = try hosts.connectionB.domain(named: name)
-            #expect(try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image")
+            #expect(
+                try domainB.cdroms(inactive: true).first?.sourceFile == onB.path, "the saved definition names B's image"
+            )
 
             // And back: A's hook empties the drive again, A's daemon inserts A's image.
             try hosts.migrate(name, from: hosts.b, to: hosts.a, persistent: true, p2p: !p2p)
@@ -282,12 +307,17 @@ struct MigrationTests {
         let name = "roundtrip-\(UUID().uuidString.prefix(6).lowercased())"
         do {
             try hosts.startVM(name, bus: .sata)
-            let first = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            let first = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
             try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: false)
-            let second = try #require(try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB))
+            let second = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB))
             try hosts.migrate(name, from: hosts.b, to: hosts.a, persistent: true, p2p: true)
             let third = try #require(
-                try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA),
                 "\(hosts.daemonA.logText)")
             let generations: [Int] = [first.generation, second.generation, third.generation]
             #expect(generations == [1, 2, 3])
@@ -307,10 +337,13 @@ struct MigrationTests {
         let name = "paused-\(UUID().uuidString.prefix(6).lowercased())"
         do {
             try hosts.startVM(name, bus: .sata)
-            _ = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            _ = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
             _ = try hosts.a.virsh(["suspend", name])
             try hosts.migrate(name, from: hosts.a, to: hosts.b, persistent: true, p2p: false)
-            let onB = try await Self.waitForEndpoint(hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB)
+            let onB = try await Self.waitForEndpoint(
+                hosts.connectionB, name, images: hosts.images, endpoint: TwoHosts.endpointB)
             #expect(onB != nil, "\(hosts.daemonB.logText)")
             #expect(try hosts.connectionB.domain(named: name).state().state == .paused)
             #expect(hosts.daemonB.logText.contains("run.trigger=arrived-paused"), "\(hosts.daemonB.logText)")
@@ -328,13 +361,17 @@ struct MigrationTests {
         let name = "aborted-\(UUID().uuidString.prefix(6).lowercased())"
         do {
             try hosts.startVM(name, bus: .sata)
-            let onA = try #require(try await Self.waitForEndpoint(hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
+            let onA = try #require(
+                try await Self.waitForEndpoint(
+                    hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
             #expect(await hosts.daemonA.waitForLog("context applied"))
             let appliedBefore = Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText)
 
             // 1 MiB/s: 128 MiB of guest memory take minutes; abort after the destination started.
             let migration = Task.detached {
-                try? hosts.a.virsh(["migrate", "--live", "--persistent", "--undefinesource", "--bandwidth", "1", name, hosts.b.uri])
+                try? hosts.a.virsh([
+                    "migrate", "--live", "--persistent", "--undefinesource", "--bandwidth", "1", name, hosts.b.uri,
+                ])
             }
             let deadline = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < deadline, (try? hosts.connectionB.domain(named: name)) == nil {
@@ -351,7 +388,8 @@ struct MigrationTests {
             #expect(try domainA.state().state == .running)
             #expect(try domainA.cdroms().first?.sourceFile == onA.path)
             #expect(FileManager.default.fileExists(atPath: onA.path))
-            #expect(Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText) == appliedBefore)
+            #expect(
+                Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText) == appliedBefore)
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
         } catch {

@@ -35,7 +35,7 @@ struct NotifyTests {
     @Test("without NOTIFY_SOCKET, sending does nothing and fails nothing")
     func noSocket() {
         let notifier = Notifier()
-        guard !notifier.isEnabled else { return }  // the test itself runs under a service manager
+        guard !notifier.isEnabled else { return } // the test itself runs under a service manager
         #expect(notifier.send("READY=1") == 0)
         #expect(notifier.watchdogTimeout == nil || ProcessInfo.processInfo.environment["WATCHDOG_USEC"] != nil)
     }
@@ -74,10 +74,14 @@ struct NotifyTests {
         let windowStart = ContinuousClock.now
         try await Task.sleep(for: .seconds(3))
         let windowEnd = ContinuousClock.now
-        let pings = listener.messages.filter { $0.text == "WATCHDOG=1" && $0.time >= windowStart && $0.time <= windowEnd }.map(\.time)
+        let pings = listener.messages.filter {
+            $0.text == "WATCHDOG=1" && $0.time >= windowStart && $0.time <= windowEnd
+        }.map(\.time)
         let gaps = zip(pings.dropFirst(), pings).map { ($0 - $1) }.sorted()
         let expected = (windowEnd - windowStart) / .milliseconds(500)
-        #expect(Double(pings.count) >= expected * 0.6 && Double(pings.count) <= expected * 1.4 + 1, "\(pings.count) pings in \(windowEnd - windowStart)")
+        #expect(
+            Double(pings.count) >= expected * 0.6 && Double(pings.count) <= expected * 1.4 + 1,
+            "\(pings.count) pings in \(windowEnd - windowStart)")
         let median = try #require(gaps.isEmpty ? nil : gaps[gaps.count / 2])
         #expect(median > .milliseconds(400) && median < .milliseconds(750), "median gap \(median)")
 
@@ -113,7 +117,8 @@ struct NotifyTests {
         let listener = try NotifySocketListener()
         defer { listener.close() }
         let daemon = try RecontextdProcess(
-            ["run", "--config", config, "--state-dir", directory + "/state"], environment: ["NOTIFY_SOCKET": listener.path])
+            ["run", "--config", config, "--state-dir", directory + "/state"],
+            environment: ["NOTIFY_SOCKET": listener.path])
         #expect(await listener.waitFor { $0.assignments["READY"] == "1" } != nil, "\(daemon.logText)")
         try await Task.sleep(for: .milliseconds(500))
         let status = await daemon.stop(timeout: .seconds(60))

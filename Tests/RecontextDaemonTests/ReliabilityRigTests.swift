@@ -103,7 +103,8 @@ final class ReliabilityRig: @unchecked Sendable {
             let name = "\(prefix)-\(index)-\(token)"
             try host.defineDomain(
                 LibvirtTestHost.minimalDomainXML(
-                    name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)], type: LibvirtTestHost.preferredDomainType))
+                    name: name, cdroms: [.init(bus: .sata, target: "sda", source: nil)],
+                    type: LibvirtTestHost.preferredDomainType))
             names.append(name)
             made.append(name)
             if let xml = metadata(index) { try setMetadata(name, xml, live: false) }
@@ -123,7 +124,8 @@ final class ReliabilityRig: @unchecked Sendable {
 
     /// `recontextd status --json`, by domain name.
     func status() throws -> [String: [String: Any]] {
-        let result = try RecontextdProcess.runCommand(["status", "--json"] + globalArguments + ["--log-level", "error"])
+        let result = try RecontextdProcess.runCommand(
+            ["status", "--json"] + globalArguments + ["--log-level", "error"])
         guard result.status == 0,
             let rows = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [[String: Any]]
         else {

@@ -13,7 +13,9 @@ import Virt
 struct ReliabilityTests {
     // MARK: - 1. libvirtd restarts while 20 VMs need work
 
-    @Test("libvirtd restarts while 20 VMs need work: every VM ends on its desired generation; missed events made good by the reconcile")
+    @Test(
+        "libvirtd restarts while 20 VMs need work: every VM ends on its desired generation; missed events made good by the reconcile"
+    )
     func libvirtdRestartWithTwentyVMs() async throws {
         let rig = try await ReliabilityRig(number: 41, label: "rel-restart")
         defer { rig.tearDown() }
@@ -63,7 +65,8 @@ struct ReliabilityTests {
         let inspection = try rig.inspect(connection: connection)
         for name in names {
             let source = inspection.live[name] ?? nil
-            #expect(source.flatMap { inspection.monitoring[$0] } == "endpoint=http://mon-2.example:9090 role=db", "\(name)")
+            #expect(
+                source.flatMap { inspection.monitoring[$0] } == "endpoint=http://mon-2.example:9090 role=db", "\(name)")
             #expect(inspection.persistent[name] == source, "\(name): the persistent definition names the live image")
         }
         #expect(inspection.unreadable.isEmpty, "\(inspection.unreadable)")
@@ -78,7 +81,8 @@ struct ReliabilityTests {
         let failed = countLines(after, containing: "run failed")
         let madeGood = byTrigger.first { $0.0 == "reconcile" }!.1
         // Metadata changes made before the daemon had subscribed again: their events were missed.
-        let reconnectLine = after.split(separator: "\n").first { $0.contains("reconnected to libvirt") }.map(String.init) ?? ""
+        let reconnectLine =
+            after.split(separator: "\n").first { $0.contains("reconnected to libvirt") }.map(String.init) ?? ""
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let reconnectedAt = reconnectLine.split(separator: " ").first.flatMap { formatter.date(from: String($0)) }
@@ -113,7 +117,9 @@ struct ReliabilityTests {
             // Where is it stuck? Every thread's stack, for the report.
             let stacks = try? ProcessRunner.runAllowingFailure(
                 "/usr/bin/gdb", ["-p", String(daemon.pid), "-batch", "-ex", "thread apply all bt 25"])
-            print("[issue 6 / 1] phase B: daemon stuck; its threads:\n\(stacks?.standardOutput.suffix(30000) ?? "(gdb failed)")")
+            print(
+                "[issue 6 / 1] phase B: daemon stuck; its threads:\n\(stacks?.standardOutput.suffix(30000) ?? "(gdb failed)")"
+            )
             _ = await daemon.stop(timeout: .seconds(2))
             return
         }
@@ -123,7 +129,9 @@ struct ReliabilityTests {
         let inspectionB = try rig.inspect(connection: again)
         for name in names {
             let source = inspectionB.live[name] ?? nil
-            #expect(source.flatMap { inspectionB.monitoring[$0] } == "endpoint=http://mon-3.example:9090 role=cache", "\(name)")
+            #expect(
+                source.flatMap { inspectionB.monitoring[$0] } == "endpoint=http://mon-3.example:9090 role=cache",
+                "\(name)")
         }
         let logB = daemon.logText.dropFirst(frozenAt)
         let byTriggerB = ["reconcile", "reload", "metadata-changed", "retry"].map { trigger in
@@ -143,10 +151,13 @@ struct ReliabilityTests {
 
     // MARK: - 2. recontextd killed with SIGKILL inside the pipeline, 50 times
 
-    @Test("recontextd SIGKILLed at random points inside the pipeline, 50 times: converges, no half-written image, no orphans after collection")
+    @Test(
+        "recontextd SIGKILLed at random points inside the pipeline, 50 times: converges, no half-written image, no orphans after collection"
+    )
     func killedMidPipeline() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let seed = environment["RECONTEXTD_KILL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
+        let seed =
+            environment["RECONTEXTD_KILL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
         let rounds = environment["RECONTEXTD_KILL_ROUNDS"].flatMap { Int($0) } ?? 50
         print("[issue 6 / 2] kill seed \(seed) (replay: RECONTEXTD_KILL_SEED=\(seed)), \(rounds) rounds")
         var random = SplitMix64(seed: seed)
@@ -166,14 +177,21 @@ struct ReliabilityTests {
             let daemon = try rig.startDaemon(logLevel: "notice")
             let lagging = await rig.waitInSync(timeout: .seconds(60))
             #expect(lagging.isEmpty, "round \(round): not in sync after the restart: \(lagging)\n\(daemon.logText)")
-            if !lagging.isEmpty { _ = await daemon.stop(); return }
+            if !lagging.isEmpty {
+                _ = await daemon.stop()
+                return
+            }
             // Converged: every VM on `role`, its image complete, live and persistent agree.
             let settled = try rig.inspect(connection: connection)
             for name in names {
                 let source = settled.live[name] ?? nil
-                #expect(source.flatMap { settled.monitoring[$0] }?.hasSuffix("role=\(role)") == true, "round \(round): \(name)")
+                #expect(
+                    source.flatMap { settled.monitoring[$0] }?.hasSuffix("role=\(role)") == true,
+                    "round \(round): \(name)")
                 if settled.persistent[name] != source { counts.configBehind += 1 }
-                #expect(settled.persistent[name] == source, "round \(round): \(name): the persistent definition names the live image")
+                #expect(
+                    settled.persistent[name] == source,
+                    "round \(round): \(name): the persistent definition names the live image")
             }
 
             // Work for every VM, then SIGKILL after a random delay.
@@ -197,7 +215,9 @@ struct ReliabilityTests {
             counts.orphans += newOrphans.isEmpty ? 0 : 1
             knownTemporaries.formUnion(killed.temporaries)
             knownOrphans.formUnion(killed.orphans)
-            let done = names.filter { name in (killed.live[name] ?? nil).flatMap { killed.monitoring[$0] }?.hasSuffix("role=\(role)") == true }
+            let done = names.filter { name in
+                (killed.live[name] ?? nil).flatMap { killed.monitoring[$0] }?.hasSuffix("role=\(role)") == true
+            }
             switch done.count {
             case 0: counts.notStarted += 1
             case names.count: counts.allDone += 1
@@ -207,7 +227,8 @@ struct ReliabilityTests {
         let killPhase = ContinuousClock.now - started
 
         // A last daemon with a zero collection grace and a 1 s reconcile: converge, then collect.
-        try rig.writeConfig(endpoint: "http://mon-k.example:9090", pipeline: ["reconcile-interval: 1", "collect-grace: 0"])
+        try rig.writeConfig(
+            endpoint: "http://mon-k.example:9090", pipeline: ["reconcile-interval: 1", "collect-grace: 0"])
         let daemon = try rig.startDaemon()
         let lagging = await rig.waitInSync(timeout: .seconds(60))
         #expect(lagging.isEmpty, "\(lagging)\n\(daemon.logText)")
@@ -224,7 +245,8 @@ struct ReliabilityTests {
         #expect(final.withoutImage.isEmpty, "\(final.withoutImage)")
         for name in names {
             let source = final.live[name] ?? nil
-            #expect(source.flatMap { final.monitoring[$0] } == "endpoint=http://mon-k.example:9090 role=\(role)", "\(name)")
+            #expect(
+                source.flatMap { final.monitoring[$0] } == "endpoint=http://mon-k.example:9090 role=\(role)", "\(name)")
             #expect(final.persistent[name] == source, "\(name)")
         }
         print(
@@ -243,7 +265,9 @@ struct ReliabilityTests {
 
     // MARK: - 4. The image directory is full
 
-    @Test("image directory full (1 MiB tmpfs): clear error, old image stays attached, retried later, succeeds once space is back")
+    @Test(
+        "image directory full (1 MiB tmpfs): clear error, old image stays attached, retried later, succeeds once space is back"
+    )
     func imageDirectoryFull() async throws {
         let directory = try TestDirectories.makeImageDirectory("rel-full")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -273,7 +297,8 @@ struct ReliabilityTests {
         let before = daemon.logText.count
         try rig.setMetadata(name, ReliabilityRig.metadata(role: "after"), connection: connection)
         #expect(await daemon.waitForLog("run failed", timeout: .seconds(20)), "\(daemon.logText)")
-        let failure = String(daemon.logText.dropFirst(before)).split(separator: "\n").first { $0.contains("run failed") } ?? ""
+        let failure =
+            String(daemon.logText.dropFirst(before)).split(separator: "\n").first { $0.contains("run failed") } ?? ""
         print("[issue 6 / 4] disk full: \(failure)")
         #expect(failure.contains("No space left on device"), "\(failure)")
         #expect(failure.contains("phase=build"))
@@ -292,7 +317,8 @@ struct ReliabilityTests {
         // Space comes back: the retry (5 s after the first failure) succeeds.
         let freed = ContinuousClock.now
         try FileManager.default.removeItem(atPath: filler)
-        let new = try await LiveDaemonTests.waitForImage(connection, name, directory: images, other: old, timeout: .seconds(30))
+        let new = try await LiveDaemonTests.waitForImage(
+            connection, name, directory: images, other: old, timeout: .seconds(30))
         let waited = ContinuousClock.now - freed
         let newImage = try #require(new, "\(daemon.logText)")
         #expect(try ContextImageReader.read(newImage).text("etc/monitoring.conf").hasSuffix("role=after"))
@@ -304,14 +330,17 @@ struct ReliabilityTests {
 
     // MARK: - 3. Domains vanishing mid-pipeline; duplicate events
 
-    @Test("a domain destroyed or undefined mid-pipeline: a clear log line, no crash, no leftovers; a burst of events: coalesced")
+    @Test(
+        "a domain destroyed or undefined mid-pipeline: a clear log line, no crash, no leftovers; a burst of events: coalesced"
+    )
     func vanishingDomainsAndBursts() async throws {
         let rig = try await ReliabilityRig(number: 46, label: "rel-gone")
         defer { rig.tearDown() }
         // A 900 KiB file makes each build take a while; collection with no grace, every second.
         let big = String(repeating: "0123456789abcdef", count: 900 * 64)
         try rig.writeConfig(
-            endpoint: "http://mon-g.example:9090", pipeline: ["reconcile-interval: 1", "collect-grace: 0", "concurrency: 8"])
+            endpoint: "http://mon-g.example:9090",
+            pipeline: ["reconcile-interval: 1", "collect-grace: 0", "concurrency: 8"])
         let file = "<file path=\"big.txt\">\(big)</file>"
         let names = try rig.addVMs("gone", count: 6) { _ in ReliabilityRig.metadata(role: "r0", extraFiles: file) }
         let burst = try rig.addVMs("burst", count: 1) { _ in ReliabilityRig.metadata(role: "b0") }[0]
@@ -339,14 +368,19 @@ struct ReliabilityTests {
             // One line per finished run: its result, and the reason or the error.
             let lines = log.split(separator: "\n").filter { $0.contains(uuids[name]!) && $0.contains(" result=") }
             outcomes[name] = lines.map { line in
-                let result = line.range(of: " result=").map { String(line[$0.upperBound...].prefix { $0 != " " }) } ?? "?"
+                let result =
+                    line.range(of: " result=").map { String(line[$0.upperBound...].prefix { $0 != " " }) } ?? "?"
                 let reason = line.range(of: " reason=").map { String(line[$0.upperBound...].prefix { $0 != " " }) }
-                let error = line.range(of: " error=\"").map { String(line[$0.upperBound...].prefix { $0 != "\"" }.prefix(90)) }
+                let error = line.range(of: " error=\"").map {
+                    String(line[$0.upperBound...].prefix { $0 != "\"" }.prefix(90))
+                }
                 return result + (reason.map { "(\($0))" } ?? "") + (error.map { "(\($0))" } ?? "")
             }.joined(separator: "; ")
         }
         for (index, name) in names.enumerated() {
-            print("[issue 6 / 3] \(index % 2 == 0 ? "destroyed" : "destroyed+undefined") \(2 + 7 * index) ms after the change: \(outcomes[name]!)")
+            print(
+                "[issue 6 / 3] \(index % 2 == 0 ? "destroyed" : "destroyed+undefined") \(2 + 7 * index) ms after the change: \(outcomes[name]!)"
+            )
             #expect(!outcomes[name]!.isEmpty, "\(name): no log line for its run")
         }
         #expect(!daemon.logText.contains("Fatal error"))
@@ -369,7 +403,9 @@ struct ReliabilityTests {
         // A burst: ten metadata changes to one VM in a row.
         let burstUUID = try connection.domain(named: burst).reference.uuid
         let burstStart = daemon.logText.count
-        for step in 1...10 { try rig.setMetadata(burst, ReliabilityRig.metadata(role: "b\(step)"), connection: connection) }
+        for step in 1...10 {
+            try rig.setMetadata(burst, ReliabilityRig.metadata(role: "b\(step)"), connection: connection)
+        }
         #expect(await rig.waitInSync([burst]).isEmpty)
         try await Task.sleep(for: .milliseconds(500))
         let burstLog = daemon.logText.dropFirst(burstStart)
@@ -377,7 +413,9 @@ struct ReliabilityTests {
         let runs = countLines(burstLog, containing: "run.id=", burstUUID, "duration.total_ms")
         let source = try #require(try connection.domain(named: burst).cdroms().first?.sourceFile)
         #expect(try ContextImageReader.read(source).text("etc/monitoring.conf").hasSuffix("role=b10"))
-        print("[issue 6 / 3] burst: 10 metadata changes to one VM (METADATA_CHANGE events) -> \(runs) runs, \(applied) of them applied (coalesced)")
+        print(
+            "[issue 6 / 3] burst: 10 metadata changes to one VM (METADATA_CHANGE events) -> \(runs) runs, \(applied) of them applied (coalesced)"
+        )
         // Coalesced: while a run is going, further events only mark "run once more" (the 1 s
         // periodic reconcile of this rig may add an unchanged run).
         #expect(runs < 10, "\(burstLog)")

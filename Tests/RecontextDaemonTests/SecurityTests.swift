@@ -1,9 +1,9 @@
-import XMLSafety
 import Foundation
 import RecontextCore
 import TestSupport
 import Testing
 import Virt
+import XMLSafety
 
 /// Issue 6, security: hostile per-VM metadata through the real daemon, symlinks planted in the
 /// image directory, image modes and group, secrets kept out of logs, status and metrics, no TCP
@@ -24,11 +24,16 @@ struct SecurityTests {
 
     static var hostileCases: [Hostile] {
         let many = (1...2000).map { "<file path=\"f\($0)\">x</file>" }.joined()
-        let deep = "<file path=\"a\">" + String(repeating: "<x>", count: 12) + String(repeating: "</x>", count: 12) + "</file>"
+        let deep =
+            "<file path=\"a\">" + String(repeating: "<x>", count: 12) + String(repeating: "</x>", count: 12) + "</file>"
         let laughs = "<context><var name=\"a\">" + String(repeating: "&amp;lol;", count: 10) + "</var></context>"
         return [
-            Hostile(label: "traversal", xml: "<context><file path=\"../../../..\(outside)-t\">x</file></context>", expected: ["file[1].path", "\"..\""]),
-            Hostile(label: "absolute", xml: "<context><file path=\"\(outside)-a\">x</file></context>", expected: ["file[1].path", "relative"]),
+            Hostile(
+                label: "traversal", xml: "<context><file path=\"../../../..\(outside)-t\">x</file></context>",
+                expected: ["file[1].path", "\"..\""]),
+            Hostile(
+                label: "absolute", xml: "<context><file path=\"\(outside)-a\">x</file></context>",
+                expected: ["file[1].path", "relative"]),
             Hostile(
                 label: "nul-in-var", xml: "<context><var name=\"a\" encoding=\"base64\">eAB5</var></context>",
                 expected: ["var", "NUL"]),
@@ -37,7 +42,8 @@ struct SecurityTests {
                 xml: "<context><file path=\"t\" template=\"yes\" encoding=\"base64\">/w==</file></context>",
                 expected: ["file[1]", "UTF-8"]),
             Hostile(
-                label: "long-path", xml: "<context><file path=\"\(String(repeating: "a", count: 300))\">x</file></context>",
+                label: "long-path",
+                xml: "<context><file path=\"\(String(repeating: "a", count: 300))\">x</file></context>",
                 expected: ["file[1].path"]),
             Hostile(label: "deep", xml: "<context>\(deep)</context>", expected: ["deeper than"]),
             Hostile(
@@ -47,15 +53,18 @@ struct SecurityTests {
             Hostile(
                 label: "oversized-total",
                 xml: "<context>"
-                    + (1...6).map { "<file path=\"f\($0)\">\(String(repeating: "y", count: 15 * 1024))</file>" }.joined()
+                    + (1...6).map { "<file path=\"f\($0)\">\(String(repeating: "y", count: 15 * 1024))</file>" }
+                    .joined()
                     + "</context>",
                 expected: ["file[", "all content together"]),
             Hostile(label: "thousands-of-files", xml: "<context>\(many)</context>", expected: ["more than"]),
             Hostile(label: "wrong-type-managed", xml: "<context managed=\"maybe\"/>", expected: ["managed"]),
-            Hostile(label: "wrong-type-mode", xml: "<context><file path=\"m\" mode=\"rwx\">x</file></context>", expected: ["file[1].mode"]),
+            Hostile(
+                label: "wrong-type-mode", xml: "<context><file path=\"m\" mode=\"rwx\">x</file></context>",
+                expected: ["file[1].mode"]),
             Hostile(label: "wrong-format", xml: "<context format=\"exe\"/>", expected: ["format"]),
             Hostile(label: "unknown-element", xml: "<context><script>x</script></context>", expected: ["script"]),
-            Hostile(label: "entity-text", xml: laughs, expected: []),  // escaped text: harmless, must be accepted
+            Hostile(label: "entity-text", xml: laughs, expected: []), // escaped text: harmless, must be accepted
             // Crashed Foundation's XMLParser (and so recontextd) before XMLParserSafety; found by fuzzing.
             Hostile(label: "pi-without-data", xml: "<context><?x?><var name=\"r\">1</var></context>", expected: []),
         ]
@@ -63,7 +72,9 @@ struct SecurityTests {
 
     // MARK: - 5. Hostile metadata
 
-    @Test("hostile per-VM metadata through the daemon: each refused naming domain and field in status; others unaffected; nothing written outside")
+    @Test(
+        "hostile per-VM metadata through the daemon: each refused naming domain and field in status; others unaffected; nothing written outside"
+    )
     func hostileMetadata() async throws {
         let rig = try await ReliabilityRig(number: 44, label: "sec-hostile")
         defer { rig.tearDown() }
@@ -80,7 +91,9 @@ struct SecurityTests {
             <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>\
             <context><var name="a">&lol2;</var></context>
             """
-        for (label, xml) in [("billion-laughs", laughsDTD), ("nul-reference", "<context><var name=\"a\">x&#0;y</var></context>")] {
+        for (label, xml) in [
+            ("billion-laughs", laughsDTD), ("nul-reference", "<context><var name=\"a\">x&#0;y</var></context>"),
+        ] {
             let name = try rig.addVMs(label, count: 1) { _ in nil }[0]
             do {
                 try rig.setMetadata(name, xml, connection: connection)
@@ -115,7 +128,9 @@ struct SecurityTests {
             #expect(text.hasPrefix("domain \(name): "), "\(hostile.label): \(text)")
             for fragment in hostile.expected { #expect(text.contains(fragment), "\(hostile.label): \(text)") }
             #expect(text.count < 400, "\(hostile.label): the problem quotes too much: \(text.count) characters")
-            #expect(try connection.domain(named: name).cdroms().first?.sourceFile == nil, "\(hostile.label): nothing attached")
+            #expect(
+                try connection.domain(named: name).cdroms().first?.sourceFile == nil,
+                "\(hostile.label): nothing attached")
             #expect(daemon.logText.contains(name), "\(hostile.label): the log names the domain")
             table.append("\(hostile.label): \(text.prefix(160))")
         }
@@ -136,7 +151,9 @@ struct SecurityTests {
         #expect(await daemon.stop() == 0)
     }
 
-    @Test("a symlink planted at the next image's name is never followed: the run fails clearly, the old image stays, the target is untouched")
+    @Test(
+        "a symlink planted at the next image's name is never followed: the run fails clearly, the old image stays, the target is untouched"
+    )
     func plantedSymlink() async throws {
         let rig = try await ReliabilityRig(number: 44, label: "sec-symlink")
         defer { rig.tearDown() }
@@ -187,7 +204,8 @@ struct SecurityTests {
         // run (here a reload; else the periodic reconcile) succeeds.
         try FileManager.default.removeItem(atPath: next)
         daemon.signal(SIGHUP)
-        let new = try await LiveDaemonTests.waitForImage(connection, name, directory: rig.images, other: old, timeout: .seconds(30))
+        let new = try await LiveDaemonTests.waitForImage(
+            connection, name, directory: rig.images, other: old, timeout: .seconds(30))
         #expect(new != nil, "\(daemon.logText)")
         #expect(await daemon.stop() == 0)
 
@@ -204,7 +222,8 @@ struct SecurityTests {
 
     // MARK: - 7. Modes, secrets, listeners
 
-    @Test("images 0640 with images.group in a 0750 directory; secrets never in logs, status or metrics; no TCP listener")
+    @Test(
+        "images 0640 with images.group in a 0750 directory; secrets never in logs, status or metrics; no TCP listener")
     func modesSecretsListeners() async throws {
         let rig = try await ReliabilityRig(number: 45, label: "sec-secrets")
         defer { rig.tearDown() }
@@ -227,7 +246,9 @@ struct SecurityTests {
         let files = """
             <file path="etc/secrets.conf" template="yes">token={{host.api_token}} password={{vm.db_password}}</file>
             """
-        let name = try rig.addVMs("sec", count: 1) { _ in ReliabilityRig.metadata(role: "s1", extraVars: secrets, extraFiles: files) }[0]
+        let name = try rig.addVMs("sec", count: 1) { _ in
+            ReliabilityRig.metadata(role: "s1", extraVars: secrets, extraFiles: files)
+        }[0]
         let daemon = try rig.startDaemon(logLevel: "trace")
         #expect(await rig.waitInSync().isEmpty, "\(daemon.logText)")
         // A second run (metadata change) and a reload, for more log lines. The new image is
@@ -245,11 +266,13 @@ struct SecurityTests {
             // (root on the test host). The group at write time is pinned by ISOBuilder's tests.
             #expect(seen.gid == gid || seen.gid == 0, "\(file): group \(seen.gid) when written")
         }
-        print("[issue 6 / 7] new images as written: \(firstSeen.map { "\($0.key.prefix(12))… mode \(String($0.value.mode, radix: 8)) gid \($0.value.gid)" })")
+        print(
+            "[issue 6 / 7] new images as written: \(firstSeen.map { "\($0.key.prefix(12))… mode \(String($0.value.mode, radix: 8)) gid \($0.value.gid)" })"
+        )
         daemon.signal(SIGHUP)
         #expect(await daemon.waitForLog("reloading configuration"))
         #expect(await rig.waitInSync().isEmpty)
-        try await Task.sleep(for: .milliseconds(1500))  // a textfile write
+        try await Task.sleep(for: .milliseconds(1500)) // a textfile write
 
         // The image holds the secrets (so the checks below mean something), with the right mode.
         let connection = try Connection.open(rig.host.uri)
@@ -262,22 +285,28 @@ struct SecurityTests {
         var info = stat()
         #expect(lstat(image, &info) == 0)
         #expect(info.st_mode & 0o7777 == 0o640, "image mode \(String(info.st_mode & 0o7777, radix: 8))")
-        print("[issue 6 / 7] the attached image after libvirt's DAC relabel: uid \(info.st_uid) gid \(info.st_gid) mode \(String(info.st_mode & 0o7777, radix: 8))")
+        print(
+            "[issue 6 / 7] the attached image after libvirt's DAC relabel: uid \(info.st_uid) gid \(info.st_gid) mode \(String(info.st_mode & 0o7777, radix: 8))"
+        )
         #expect(lstat(rig.images, &info) == 0)
         #expect(info.st_mode & 0o7777 == 0o750, "directory mode \(String(info.st_mode & 0o7777, radix: 8))")
         #expect(info.st_gid == gid, "the image directory's group")
 
         // Secrets: not in the log, status (JSON and table), or the metrics textfile.
-        let statusJSON = try RecontextdProcess.runCommand(["status", "--json"] + rig.globalArguments + ["--log-level", "trace"])
+        let statusJSON = try RecontextdProcess.runCommand(
+            ["status", "--json"] + rig.globalArguments + ["--log-level", "trace"])
         let statusTable = try RecontextdProcess.runCommand(["status"] + rig.globalArguments + ["--log-level", "trace"])
         let apply = try RecontextdProcess.runCommand(["apply", name] + rig.globalArguments + ["--log-level", "trace"])
         let metricsText = (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? ""
         #expect(metricsText.contains("recontextd_pipeline_runs_total"), "metrics textfile: \(metricsText.prefix(200))")
         let statusFiles = (try? FileManager.default.contentsOfDirectory(atPath: rig.state + "/status")) ?? []
-        let statusRecords = statusFiles.compactMap { try? String(contentsOfFile: rig.state + "/status/" + $0, encoding: .utf8) }
+        let statusRecords = statusFiles.compactMap {
+            try? String(contentsOfFile: rig.state + "/status/" + $0, encoding: .utf8)
+        }
         let places: [(String, String)] = [
             ("daemon log", daemon.logText), ("status --json", statusJSON.standardOutput + statusJSON.standardError),
-            ("status", statusTable.standardOutput + statusTable.standardError), ("apply", apply.standardOutput + apply.standardError),
+            ("status", statusTable.standardOutput + statusTable.standardError),
+            ("apply", apply.standardOutput + apply.standardError),
             ("metrics textfile", metricsText), ("status records", statusRecords.joined()),
         ]
         for (place, text) in places {
@@ -308,7 +337,9 @@ struct SecurityTests {
         }
         #expect(!socketInodes.isEmpty, "the daemon has sockets (libvirt's): \(fds)")
         #expect(socketInodes.isDisjoint(with: listening), "the daemon listens on TCP")
-        print("[issue 6 / 7] daemon PID \(daemon.pid): \(socketInodes.count) sockets, 0 listening TCP (of \(listening.count) on the machine)")
+        print(
+            "[issue 6 / 7] daemon PID \(daemon.pid): \(socketInodes.count) sockets, 0 listening TCP (of \(listening.count) on the machine)"
+        )
         #expect(await daemon.stop() == 0)
     }
 

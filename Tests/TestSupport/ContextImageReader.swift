@@ -68,7 +68,9 @@ public enum ProcessRunner {
 
     /// Runs `executable` with `arguments`; throws ``Failure`` on a non-zero exit.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
+        -> String
+    {
         let result = try runAllowingFailure(executable, arguments, environment: environment)
         guard result.status == 0 else {
             throw Failure(
@@ -103,6 +105,9 @@ public enum ProcessRunner {
         let outputData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: outputData, as: UTF8.self),
+            String(decoding: errorData, as: UTF8.self)
+        )
     }
 }

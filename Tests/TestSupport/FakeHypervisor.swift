@@ -21,7 +21,8 @@ public final class FakeHypervisor: Hypervisor {
 
     /// The operations of ``Hypervisor``.
     public enum Operation: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-        case snapshot, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata, referencedSources, knownDomains
+        case snapshot, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata, referencedSources,
+            knownDomains
         public var description: String { rawValue }
     }
 
@@ -170,9 +171,11 @@ public final class FakeHypervisor: Hypervisor {
         kind: HypervisorError.Kind = .transient, vanishes: Bool = false
     ) {
         let uuid = uuid?.lowercased()
-        fail(where: { call in
-            call.operation == operation && (scope == nil || call.scope == scope) && (uuid == nil || call.uuid == uuid)
-        }, times: times, kind: vanishes ? .noDomain : kind, vanishes: vanishes)
+        fail(
+            where: { call in
+                call.operation == operation && (scope == nil || call.scope == scope)
+                    && (uuid == nil || call.uuid == uuid)
+            }, times: times, kind: vanishes ? .noDomain : kind, vanishes: vanishes)
     }
 
     /// Makes the calls that `matches` accepts fail (the call's `error` is not set yet when asked).
@@ -181,7 +184,9 @@ public final class FakeHypervisor: Hypervisor {
         vanishes: Bool = false
     ) {
         precondition(times.map { $0 > 0 } ?? true, "times must be positive")
-        state.withLock { $0.failures.append(Failure(matches: matches, kind: kind, remaining: times, vanishes: vanishes)) }
+        state.withLock {
+            $0.failures.append(Failure(matches: matches, kind: kind, remaining: times, vanishes: vanishes))
+        }
     }
 
     /// Removes every injected failure.
@@ -281,7 +286,8 @@ public final class FakeHypervisor: Hypervisor {
         return try await perform(Call(operation: .snapshot, uuid: uuid)) { state throws(HypervisorError) in
             let domain = try Self.existing(uuid, in: state, operation: "snapshot")
             return DomainSnapshot(
-                identity: domain.identity, state: domain.state, isPersistent: domain.isPersistent, drives: domain.liveDrives,
+                identity: domain.identity, state: domain.state, isPersistent: domain.isPersistent,
+                drives: domain.liveDrives,
                 contextMetadata: domain.contextMetadata, appliedMetadata: domain.liveApplied)
         }
     }
@@ -309,7 +315,8 @@ public final class FakeHypervisor: Hypervisor {
             }
             if scope.contains(.config) {
                 guard let index = current.configDrives.firstIndex(where: { $0.target == drive.target }) else {
-                    throw HypervisorError(.permanent, operation: operation, message: "no persistent CD-ROM \(drive.target)")
+                    throw HypervisorError(
+                        .permanent, operation: operation, message: "no persistent CD-ROM \(drive.target)")
                 }
                 current.configDrives[index].source = source
             }
@@ -317,14 +324,18 @@ public final class FakeHypervisor: Hypervisor {
         }
     }
 
-    public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError) {
-        let call = Call(operation: .detachDrive, uuid: domain.uuid, target: drive.target, source: drive.source, scope: scope)
+    public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope)
+        async throws(HypervisorError)
+    {
+        let call = Call(
+            operation: .detachDrive, uuid: domain.uuid, target: drive.target, source: drive.source, scope: scope)
         try await perform(call) { state throws(HypervisorError) in
             let operation = "detachDrive(\(scope))"
             var current = try Self.existing(domain.uuid, in: state, operation: operation)
             try Self.check(scope, of: current, operation: operation)
             guard drive.bus == "scsi" else {
-                throw HypervisorError(.unsupported, operation: operation, message: "cannot hot-unplug a \(drive.bus) CD-ROM")
+                throw HypervisorError(
+                    .unsupported, operation: operation, message: "cannot hot-unplug a \(drive.bus) CD-ROM")
             }
             if scope.contains(.live) {
                 guard let index = current.liveDrives.firstIndex(where: { $0.target == drive.target }) else {
@@ -334,7 +345,8 @@ public final class FakeHypervisor: Hypervisor {
             }
             if scope.contains(.config) {
                 guard let index = current.configDrives.firstIndex(where: { $0.target == drive.target }) else {
-                    throw HypervisorError(.permanent, operation: operation, message: "no persistent CD-ROM \(drive.target)")
+                    throw HypervisorError(
+                        .permanent, operation: operation, message: "no persistent CD-ROM \(drive.target)")
                 }
                 current.configDrives.remove(at: index)
             }
@@ -351,19 +363,22 @@ public final class FakeHypervisor: Hypervisor {
             var current = try Self.existing(domain.uuid, in: state, operation: operation)
             try Self.check(scope, of: current, operation: operation)
             guard drive.bus == "scsi" else {
-                throw HypervisorError(.unsupported, operation: operation, message: "cannot hot-plug a \(drive.bus) CD-ROM")
+                throw HypervisorError(
+                    .unsupported, operation: operation, message: "cannot hot-plug a \(drive.bus) CD-ROM")
             }
             var attached = drive
             attached.source = source
             if scope.contains(.live) {
                 guard !current.liveDrives.contains(where: { $0.target == drive.target }) else {
-                    throw HypervisorError(.permanent, operation: operation, message: "target \(drive.target) already exists")
+                    throw HypervisorError(
+                        .permanent, operation: operation, message: "target \(drive.target) already exists")
                 }
                 current.liveDrives.append(attached)
             }
             if scope.contains(.config) {
                 guard !current.configDrives.contains(where: { $0.target == drive.target }) else {
-                    throw HypervisorError(.permanent, operation: operation, message: "target \(drive.target) already exists")
+                    throw HypervisorError(
+                        .permanent, operation: operation, message: "target \(drive.target) already exists")
                 }
                 current.configDrives.append(attached)
             }
@@ -371,7 +386,9 @@ public final class FakeHypervisor: Hypervisor {
         }
     }
 
-    public func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope) async throws(HypervisorError) {
+    public func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope)
+        async throws(HypervisorError)
+    {
         let call = Call(operation: .setAppliedMetadata, uuid: domain.uuid, scope: scope, xml: xml)
         try await perform(call) { state throws(HypervisorError) in
             let operation = "setAppliedMetadata(\(scope))"
@@ -443,7 +460,11 @@ public final class FakeHypervisor: Hypervisor {
             if let index = state.failures.firstIndex(where: { $0.matches(call) }) {
                 let failure = state.failures[index]
                 if let remaining = failure.remaining {
-                    if remaining <= 1 { state.failures.remove(at: index) } else { state.failures[index].remaining = remaining - 1 }
+                    if remaining <= 1 {
+                        state.failures.remove(at: index)
+                    } else {
+                        state.failures[index].remaining = remaining - 1
+                    }
                 }
                 if failure.vanishes, let uuid = call.uuid { state.domains.removeValue(forKey: uuid) }
                 recorded.error = failure.kind
@@ -469,7 +490,8 @@ public final class FakeHypervisor: Hypervisor {
 
     private static func existing(_ uuid: String, in state: State, operation: String) throws(HypervisorError) -> Domain {
         guard let domain = state.domains[uuid] else {
-            throw HypervisorError(.noDomain, operation: operation, message: "Domain not found: no domain with matching uuid '\(uuid)'")
+            throw HypervisorError(
+                .noDomain, operation: operation, message: "Domain not found: no domain with matching uuid '\(uuid)'")
         }
         return domain
     }
@@ -478,7 +500,8 @@ public final class FakeHypervisor: Hypervisor {
     /// inactive one.
     private static func check(_ scope: ChangeScope, of domain: Domain, operation: String) throws(HypervisorError) {
         if scope.contains(.config) && !domain.isPersistent {
-            throw HypervisorError(.permanent, operation: operation, message: "cannot change persistent config of a transient domain")
+            throw HypervisorError(
+                .permanent, operation: operation, message: "cannot change persistent config of a transient domain")
         }
         if scope.contains(.live) && !(domain.state == .running || domain.state == .paused) {
             throw HypervisorError(.permanent, operation: operation, message: "domain is not running")

@@ -136,7 +136,9 @@ public final class FakeImageStore: ImageStore {
 
     // MARK: - ImageStore
 
-    public func write(_ context: RenderedContext, record: RenderedFile, name: String) async throws(ImageStoreError) -> String {
+    public func write(_ context: RenderedContext, record: RenderedFile, name: String) async throws(ImageStoreError)
+        -> String
+    {
         let path = directory + "/" + name
         try state.withLock { state throws(ImageStoreError) in
             if let error = Self.consumeFailure(write: true, path: path, in: &state) {
@@ -197,7 +199,11 @@ public final class FakeImageStore: ImageStore {
         guard let index = state.failures.firstIndex(where: { $0.isWrite == write }) else { return nil }
         let failure = state.failures[index]
         if let remaining = failure.remaining {
-            if remaining <= 1 { state.failures.remove(at: index) } else { state.failures[index].remaining = remaining - 1 }
+            if remaining <= 1 {
+                state.failures.remove(at: index)
+            } else {
+                state.failures[index].remaining = remaining - 1
+            }
         }
         let cause = failure.transient ? "No space left on device" : "Image too large"
         return ImageStoreError("cannot \(write ? "build" : "remove") \(path): \(cause)", isTransient: failure.transient)

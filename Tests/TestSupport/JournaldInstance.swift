@@ -78,7 +78,9 @@ public final class JournaldInstance: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: journalDirectory, withIntermediateDirectories: true)
         supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        supervisor.arguments = ["--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c", Self.script, "sh", root]
+        supervisor.arguments = [
+            "--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c", Self.script, "sh", root,
+        ]
         input = Pipe()
         supervisor.standardInput = input
         supervisor.standardOutput = FileHandle.nullDevice
@@ -95,7 +97,8 @@ public final class JournaldInstance: @unchecked Sendable {
         }
         let log = (try? String(contentsOfFile: root + "/journald.log", encoding: .utf8)) ?? ""
         stop()
-        throw ProcessRunner.Failure(command: "systemd-journald (private namespaces)", status: -1, standardError: log, standardOutput: "")
+        throw ProcessRunner.Failure(
+            command: "systemd-journald (private namespaces)", status: -1, standardError: log, standardOutput: "")
     }
 
     /// Starts journald off the cooperative thread pool (``init()`` blocks while it comes up).
@@ -195,7 +198,9 @@ public final class JournaldInstance: @unchecked Sendable {
     ///   - streamIdentifier: when given, the program runs under `systemd-cat -t IDENTIFIER`: its
     ///     standard output and error are a journal stream, and `JOURNAL_STREAM` names it (device
     ///     and inode of standard error, as systemd sets it; systemd-cat itself does not).
-    public func start(_ arguments: [String], environment: [String: String] = [:], streamIdentifier: String? = nil) throws -> Program {
+    public func start(_ arguments: [String], environment: [String: String] = [:], streamIdentifier: String? = nil)
+        throws -> Program
+    {
         var command = launcher
         if let streamIdentifier {
             command += [

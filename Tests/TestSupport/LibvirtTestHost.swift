@@ -308,7 +308,7 @@ public final class LibvirtTestHost: @unchecked Sendable {
         }
         try? stdinPipe.fileHandleForWriting.close()
         process.waitUntilExit()
-        if removeOnStop {  // the harness removes it too, but not when its arguments were refused
+        if removeOnStop { // the harness removes it too, but not when its arguments were refused
             try? fileManager.removeItem(at: stateDirectory)
         }
         throw failure
@@ -347,7 +347,7 @@ public final class LibvirtTestHost: @unchecked Sendable {
         state.stdoutReader = nil
         state.process = nil
         if removeStateDirectoryOnStop {
-            try? FileManager.default.removeItem(at: stateDirectory)  // normally gone already
+            try? FileManager.default.removeItem(at: stateDirectory) // normally gone already
         }
     }
 

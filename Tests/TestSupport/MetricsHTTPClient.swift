@@ -15,7 +15,10 @@ public enum MetricsHTTPClient {
     }
 
     /// Sends `METHOD PATH HTTP/1.0` to a unix socket path, or to `127.0.0.1:port` / `[::1]:port`.
-    public static func request(unixPath: String? = nil, host: String? = nil, port: UInt16 = 0, method: String = "GET", path: String = "/metrics") throws -> Response {
+    public static func request(
+        unixPath: String? = nil, host: String? = nil, port: UInt16 = 0, method: String = "GET",
+        path: String = "/metrics"
+    ) throws -> Response {
         let descriptor: Int32
         if let unixPath {
             descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -25,7 +28,9 @@ public enum MetricsHTTPClient {
                 for (index, byte) in unixPath.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
             }
             let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         } else if let host, host.contains(":") {
@@ -35,7 +40,9 @@ public enum MetricsHTTPClient {
             address.sin6_port = port.bigEndian
             inet_pton(AF_INET6, host, &address.sin6_addr)
             let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
             guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         } else {
@@ -45,7 +52,9 @@ public enum MetricsHTTPClient {
             address.sin_port = port.bigEndian
             inet_pton(AF_INET, host ?? "127.0.0.1", &address.sin_addr)
             let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         }
@@ -78,7 +87,9 @@ public enum MetricsHTTPClient {
         address.sin_port = 0
         inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {

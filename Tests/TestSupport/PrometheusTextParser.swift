@@ -24,7 +24,9 @@ public enum PrometheusTextParser {
     public static var skipReason: String? {
         guard FileManager.default.isExecutableFile(atPath: python) else { return "\(python) is missing" }
         let check = try? ProcessRunner.runAllowingFailure(python, ["-c", "import prometheus_client"])
-        guard check?.status == 0 else { return "python3-prometheus-client is not installed (scripts/setup installs it)" }
+        guard check?.status == 0 else {
+            return "python3-prometheus-client is not installed (scripts/setup installs it)"
+        }
         return nil
     }
 

@@ -28,7 +28,9 @@ public final class RecontextdProcess: @unchecked Sendable {
     }
 
     /// Runs `recontextd ARGUMENTS` once to completion (e.g. `status --json`).
-    public static func runCommand(_ arguments: [String]) throws -> (status: Int32, standardOutput: String, standardError: String) {
+    public static func runCommand(_ arguments: [String]) throws -> (
+        status: Int32, standardOutput: String, standardError: String
+    ) {
         try ProcessRunner.runAllowingFailure(binary, arguments)
     }
 

@@ -1,6 +1,6 @@
-import XMLSafety
 import Foundation
 import Testing
+import XMLSafety
 
 @testable import Virt
 

@@ -53,7 +53,7 @@ struct LiveDeviceTests {
         ])
     func mediaChange(bus: LibvirtTestHost.CDROM.Bus, target: String) async throws {
         let vm = try await RunningVM("media-\(bus.rawValue)", bus: bus, target: target)
-        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        defer { withExtendedLifetime(vm) {} } // cleaned up at the end of the test, not at last use
         let domain = vm.domain
         let old = vm.old
         let new = vm.new
@@ -69,7 +69,9 @@ struct LiveDeviceTests {
 
         #expect(try domain.cdroms().first?.sourceFile == new)
         #expect(try domain.cdroms(inactive: true).first?.sourceFile == new)
-        let kinds = await events.waitUntil(domain: domain.uuid) { $0 == .trayChange(deviceAlias: cdrom.alias ?? "", .close) }
+        let kinds = await events.waitUntil(domain: domain.uuid) {
+            $0 == .trayChange(deviceAlias: cdrom.alias ?? "", .close)
+        }
         let trays = kinds.compactMap { kind -> TrayChange? in
             if case .trayChange(_, let change) = kind { return change }
             return nil
@@ -81,7 +83,7 @@ struct LiveDeviceTests {
     @Test("a SCSI CD-ROM is detached and attached again with a new image, with device events")
     func scsiDetachAttach() async throws {
         let vm = try await RunningVM("scsi-replace", bus: .scsi, target: "sdb")
-        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        defer { withExtendedLifetime(vm) {} } // cleaned up at the end of the test, not at last use
         let domain = vm.domain
         let old = vm.old
         let new = vm.new
@@ -91,12 +93,16 @@ struct LiveDeviceTests {
         #expect(cdrom.address["type"] == "drive")
 
         try domain.detachDevice(xml: cdrom.xml(source: old), impact: [.live])
-        let afterDetach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) { $0 == .deviceRemoved(deviceAlias: alias) }
+        let afterDetach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) {
+            $0 == .deviceRemoved(deviceAlias: alias)
+        }
         #expect(afterDetach.contains(.deviceRemoved(deviceAlias: alias)), "events: \(afterDetach)")
         #expect(try domain.cdroms().isEmpty)
 
         try domain.attachDevice(xml: cdrom.xml(source: new), impact: [.live])
-        let afterAttach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) { if case .deviceAdded = $0 { true } else { false } }
+        let afterAttach = await events.waitUntil(domain: domain.uuid, timeout: .seconds(30)) {
+            if case .deviceAdded = $0 { true } else { false }
+        }
         #expect(afterAttach.contains { if case .deviceAdded = $0 { true } else { false } }, "events: \(afterAttach)")
         let attached = try #require(try domain.cdroms().first)
         #expect(attached.sourceFile == new)
@@ -107,17 +113,21 @@ struct LiveDeviceTests {
     @Test("detaching a SATA CD-ROM or hot-plugging one is refused as a permanent error")
     func sataHotplugRefused() async throws {
         let vm = try await RunningVM("sata-hotplug", bus: .sata, target: "sda")
-        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        defer { withExtendedLifetime(vm) {} } // cleaned up at the end of the test, not at last use
         let domain = vm.domain
         let old = vm.old
         let cdrom = try #require(try domain.cdroms().first)
 
-        let detach = try #require(throws: VirtError.self) { try domain.detachDevice(xml: cdrom.xml(source: old), impact: [.live]) }
+        let detach = try #require(throws: VirtError.self) {
+            try domain.detachDevice(xml: cdrom.xml(source: old), impact: [.live])
+        }
         #expect(!detach.isTransient, "\(detach)")
         var other = cdrom
         other.target = "sdc"
         other.address = [:]
-        let attach = try #require(throws: VirtError.self) { try domain.attachDevice(xml: other.xml(source: old), impact: [.live]) }
+        let attach = try #require(throws: VirtError.self) {
+            try domain.attachDevice(xml: other.xml(source: old), impact: [.live])
+        }
         #expect(!attach.isTransient, "\(attach)")
         #expect(try domain.cdroms().map(\.sourceFile) == [old])
     }
@@ -125,14 +135,16 @@ struct LiveDeviceTests {
     @Test("metadata set live and config on a running domain; the change event names the namespace")
     func liveMetadata() async throws {
         let vm = try await RunningVM("metadata", bus: .sata, target: "sda")
-        defer { withExtendedLifetime(vm) {} }  // cleaned up at the end of the test, not at last use
+        defer { withExtendedLifetime(vm) {} } // cleaned up at the end of the test, not at last use
         let domain = vm.domain
         let events = vm.events
         let namespace = "urn:recontextd:virt-test:1"
         try domain.setMetadata("<context managed='yes'/>", key: "rc", namespace: namespace, impact: [.live, .config])
         #expect(try domain.metadata(namespace: namespace, impact: .live)?.contains("managed") == true)
         #expect(try domain.metadata(namespace: namespace, impact: .config)?.contains("managed") == true)
-        let kinds = await events.waitUntil(domain: domain.uuid) { $0 == .metadataChange(.element, namespace: namespace) }
+        let kinds = await events.waitUntil(domain: domain.uuid) {
+            $0 == .metadataChange(.element, namespace: namespace)
+        }
         #expect(kinds.contains(.metadataChange(.element, namespace: namespace)), "events: \(kinds)")
     }
 }

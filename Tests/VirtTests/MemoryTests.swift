@@ -53,7 +53,7 @@ struct MemoryProbe {
     @Test("domain-XML parses")
     func domainXMLParses() throws {
         let xml = TestDriverTests.domainXML(name: "memory-xml")
-        for _ in 0..<500 { _ = try DomainXML.cdroms(in: xml) }  // warm-up
+        for _ in 0..<500 { _ = try DomainXML.cdroms(in: xml) } // warm-up
         let before = Self.residentBytes()
         for _ in 0..<10_000 {
             let cdroms = try DomainXML.cdroms(in: xml)
@@ -77,10 +77,10 @@ struct MemoryProbe {
                 try domain.destroy()
             }
         }
-        try cycle(250)  // warm-up: 500 events
+        try cycle(250) // warm-up: 500 events
         await collector.waitFor(500)
         let before = Self.residentBytes()
-        try cycle(5_000)  // 10,000 events: STARTED/BOOTED and STOPPED/DESTROYED each
+        try cycle(5_000) // 10,000 events: STARTED/BOOTED and STOPPED/DESTROYED each
         let received = await collector.waitFor(10_500)
         let growth = Self.residentBytes() - before
         print("memory: \(received - 500) events received, RSS grew by \(growth / 1024) KiB")

@@ -45,7 +45,8 @@ enum ImageBenchmark {
         // 200 files in 10 directories, ~2 MB.
         var many: [(String, [UInt8])] = []
         for index in 0..<200 {
-            many.append(("dir\(index / 20)/file\(index).txt", content(10_000 + (index % 7) * 100, seed: UInt64(index + 100))))
+            many.append(
+                ("dir\(index / 20)/file\(index).txt", content(10_000 + (index % 7) * 100, seed: UInt64(index + 100))))
         }
         return [one, ten, Case(name: "200 files, 2 MB", files: many)]
     }
@@ -79,7 +80,9 @@ enum ImageBenchmark {
         for file in testCase.files {
             let path = input + "/" + file.path
             let parent = (path as NSString).deletingLastPathComponent
-            if parent != input { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            if parent != input {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            }
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw BenchError("open \(path): errno \(errno)") }
             _ = file.bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -154,18 +157,22 @@ enum ImageBenchmark {
             for (name, _) in tools {
                 let summary = Summary(samples[name]!)
                 summaries[name] = summary
-                entry[name] = summary.json.merging(["image_bytes": imageBytes[name] ?? 0, "samples": samples[name]!]) { a, _ in a }
+                entry[name] = summary.json.merging(["image_bytes": imageBytes[name] ?? 0, "samples": samples[name]!]) {
+                    a, _ in a
+                }
             }
             let base = summaries["in-process"]!
             entry["ratio_genisoimage_over_in_process"] = summaries["genisoimage"]!.median / base.median
             entry["ratio_xorriso_over_in_process"] = summaries["xorriso"]!.median / base.median
             entry["ratio_p99_genisoimage_over_in_process"] = summaries["genisoimage"]!.p99 / base.p99
             entry["ratio_p99_xorriso_over_in_process"] = summaries["xorriso"]!.p99 / base.p99
-            entry["ratio_genisoimage_over_in_process_plain_file"] = summaries["genisoimage"]!.median / summaries["in-process-plain-file"]!.median
+            entry["ratio_genisoimage_over_in_process_plain_file"] =
+                summaries["genisoimage"]!.median / summaries["in-process-plain-file"]!.median
             entry["ratio_xorriso_over_genisoimage"] = summaries["xorriso"]!.median / summaries["genisoimage"]!.median
             note(
                 "\(testCase.name): in process \(String(format: "%.2f", base.median)) ms, genisoimage "
-                    + "\(String(format: "%.2f", summaries["genisoimage"]!.median)) ms, xorriso \(String(format: "%.2f", summaries["xorriso"]!.median)) ms")
+                    + "\(String(format: "%.2f", summaries["genisoimage"]!.median)) ms, xorriso \(String(format: "%.2f", summaries["xorriso"]!.median)) ms"
+            )
             results.append(entry)
         }
         return ["cases": results, "directory": directory]

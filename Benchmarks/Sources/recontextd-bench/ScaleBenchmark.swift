@@ -42,8 +42,16 @@ enum ScaleBenchmark {
         // @unchecked Sendable: the count is behind an NSLock.
         private let lock = NSLock()
         private var value = 0
-        func add() { lock.lock(); value += 1; lock.unlock() }
-        var count: Int { lock.lock(); defer { lock.unlock() }; return value }
+        func add() {
+            lock.lock()
+            value += 1
+            lock.unlock()
+        }
+        var count: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return value
+        }
     }
 
     static func run(domains: Int, leakRuns: Int, directory: String) async throws -> [String: Any] {
@@ -87,7 +95,9 @@ enum ScaleBenchmark {
         let images = ISOImageStore(directory: directory + "/images", mode: 0o644)
         try images.prepare()
         let settings = PipelineSettings(
-            host: HostFacts(name: "bench-host", variables: ["monitoring_endpoint": "http://monitor.example:9090", "ntp_server": "127.0.0.123"]),
+            host: HostFacts(
+                name: "bench-host",
+                variables: ["monitoring_endpoint": "http://monitor.example:9090", "ntp_server": "127.0.0.123"]),
             retry: RetryPolicy(attempts: 1, initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(1)))
         let pipeline = ContextPipeline(hypervisor: hypervisor, images: images, settings: settings, logger: logger)
 
@@ -97,7 +107,9 @@ enum ScaleBenchmark {
         let resolveMS = try await timeMSAsync {
             for index in 0..<domains {
                 let snapshot = try await hypervisor.snapshot(of: uuid(index))
-                guard let wanted = try pipeline.desired(for: snapshot) else { throw BenchError("scale-\(index) not managed") }
+                guard let wanted = try pipeline.desired(for: snapshot) else {
+                    throw BenchError("scale-\(index) not managed")
+                }
                 desired.append(wanted)
                 identities.append(snapshot.identity)
             }
@@ -111,7 +123,8 @@ enum ScaleBenchmark {
         for (index, wanted) in desired.enumerated() {
             let record = ContextRenderer.generationRecord(
                 generation: 1, host: "bench-host", contentHash: wanted.context.contentHash, domain: identities[index])
-            let name = ImageNaming.name(domain: identities[index], generation: 1, contentHash: wanted.context.contentHash)
+            let name = ImageNaming.name(
+                domain: identities[index], generation: 1, contentHash: wanted.context.contentHash)
             let ms = try await timeMSAsync { _ = try await images.write(wanted.context, record: record, name: name) }
             buildSamples.append(ms)
         }
@@ -148,7 +161,9 @@ enum ScaleBenchmark {
                 for index in 0..<domains { await controller.submit(uuid(index), trigger: .manual) }
                 await scheduler.waitUntilIdle()
                 rssSamples.append(["runs": (round + 1) * domains, "rss_kib": procStatusKiB("VmRSS")])
-                if round == 0 || (round + 1) % 5 == 0 { note("leak check: \((round + 1) * domains) runs, RSS \(procStatusKiB("VmRSS")) KiB") }
+                if round == 0 || (round + 1) % 5 == 0 {
+                    note("leak check: \((round + 1) * domains) runs, RSS \(procStatusKiB("VmRSS")) KiB")
+                }
             }
             _ = try await images.storedImages()
         }
@@ -176,8 +191,14 @@ enum ScaleBenchmark {
         func add(_ report: RunReport) {
             var key = report.result
             if case .failed(let phase, _, _) = report.outcome { key += "-\(phase)" }
-            lock.lock(); counts[key, default: 0] += 1; lock.unlock()
+            lock.lock()
+            counts[key, default: 0] += 1
+            lock.unlock()
         }
-        func snapshot() -> [String: Int] { lock.lock(); defer { lock.unlock() }; return counts }
+        func snapshot() -> [String: Int] {
+            lock.lock()
+            defer { lock.unlock() }
+            return counts
+        }
     }
 }

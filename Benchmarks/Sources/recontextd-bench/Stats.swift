@@ -67,7 +67,7 @@ func procStatusKiB(_ field: String, pid: String = "self") -> Int {
 /// User + system CPU time of this process, in milliseconds.
 func cpuTimeMS() -> Double {
     var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)  // Glibc imports RUSAGE_SELF as an enum
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) // Glibc imports RUSAGE_SELF as an enum
     let user = Double(usage.ru_utime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec) / 1000
     let system = Double(usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_stime.tv_usec) / 1000
     return user + system

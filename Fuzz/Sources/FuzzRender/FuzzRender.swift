@@ -21,10 +21,15 @@ public func fuzzRender(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let renderer = ContextRenderer(limits: limits)
     let format = formats[Int(selector) % formats.count]
     let policy: InstanceIDPolicy = selector & 0x80 == 0 ? .stable : .perHost
-    if let context = try? renderer.render(spec: spec, host: host, domain: domain, defaultFormat: format, defaultInstanceID: policy) {
-        let record = ContextRenderer.generationRecord(generation: 1, host: host.name, contentHash: context.contentHash, domain: domain)
+    if let context = try? renderer.render(
+        spec: spec, host: host, domain: domain, defaultFormat: format, defaultInstanceID: policy)
+    {
+        let record = ContextRenderer.generationRecord(
+            generation: 1, host: host.name, contentHash: context.contentHash, domain: domain)
         // The record must read back as written.
-        guard let parsed = ContextRenderer.parseGenerationRecord(record.contents), parsed.contentHash == context.contentHash else {
+        guard let parsed = ContextRenderer.parseGenerationRecord(record.contents),
+            parsed.contentHash == context.contentHash
+        else {
             fatalError("the generation record does not read back")
         }
     }

@@ -29,7 +29,9 @@ public enum ConfigurationLoader {
         allowMissing: Bool = false
     ) throws(ConfigurationErrors) -> DaemonConfiguration {
         func failure(_ message: String) -> ConfigurationErrors {
-            ConfigurationErrors(problems: [ConfigurationProblem(file: path, line: 0, column: 0, key: "", message: message)])
+            ConfigurationErrors(problems: [
+                ConfigurationProblem(file: path, line: 0, column: 0, key: "", message: message)
+            ])
         }
         guard FileManager.default.fileExists(atPath: path) else {
             if allowMissing { return try parse(yaml: "", file: path, hostName: hostName) }
@@ -57,7 +59,9 @@ public enum ConfigurationLoader {
     ///   - hostName: The default for `host.name`; `nil` reads the machine's hostname.
     /// - Returns: The configuration.
     /// - Throws: ``ConfigurationErrors`` with every problem found.
-    public static func parse(yaml: String, file: String, hostName: String? = nil) throws(ConfigurationErrors) -> DaemonConfiguration {
+    public static func parse(yaml: String, file: String, hostName: String? = nil) throws(ConfigurationErrors)
+        -> DaemonConfiguration
+    {
         var reader = ConfigReader(file: file)
         var config = DaemonConfiguration(hostName: hostName ?? systemHostName())
         let root: Node?
@@ -105,16 +109,20 @@ struct ConfigReader {
 
     mutating func report(_ node: Node?, _ key: String, _ message: String) {
         let mark = node?.mark
-        problems.append(ConfigurationProblem(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
+        problems.append(
+            ConfigurationProblem(
+                file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
     }
 
     func yamlProblem(_ error: Error) -> ConfigurationProblem {
         func problem(_ mark: Mark?, _ message: String) -> ConfigurationProblem {
-            ConfigurationProblem(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: "", message: message)
+            ConfigurationProblem(
+                file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: "", message: message)
         }
         guard let error = error as? YamlError else { return problem(nil, "not valid YAML: \(error)") }
         switch error {
-        case .scanner(_, let message, let mark, _), .parser(_, let message, let mark, _), .composer(_, let message, let mark, _):
+        case .scanner(_, let message, let mark, _), .parser(_, let message, let mark, _),
+            .composer(_, let message, let mark, _):
             return problem(mark, "not valid YAML: \(message)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             return problem(context.mark, "key given twice: \(duplicates.joined(separator: ", "))")
@@ -145,7 +153,9 @@ struct ConfigReader {
     mutating func entries(_ node: Node, path: String, known: [String]) -> [(String, Node)] {
         guard case .mapping(let mapping) = node else {
             if node.null == nil {
-                report(node, path, "expected a mapping with keys \(known.joined(separator: ", ")), got \(Self.shown(node))")
+                report(
+                    node, path, "expected a mapping with keys \(known.joined(separator: ", ")), got \(Self.shown(node))"
+                )
             }
             return []
         }
@@ -208,7 +218,9 @@ struct ConfigReader {
 
     /// A non-null scalar's text, or a problem.
     mutating func scalar(_ node: Node, _ key: String, expected: String) -> String? {
-        guard case .scalar(let scalar) = node, node.null == nil || scalar.style == .singleQuoted || scalar.style == .doubleQuoted else {
+        guard case .scalar(let scalar) = node,
+            node.null == nil || scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+        else {
             report(node, key, "expected \(expected), got \(node.null != nil ? "nothing" : Self.shown(node))")
             return nil
         }
@@ -227,18 +239,23 @@ struct ConfigReader {
     mutating func integer(_ node: Node, _ key: String, range: ClosedRange<Int>) -> Int? {
         guard let text = scalar(node, key, expected: "an integer") else { return nil }
         guard let value = Int(text), range.contains(value) else {
-            report(node, key, "expected an integer from \(range.lowerBound) to \(range.upperBound), got \(Validation.quote(text))")
+            report(
+                node, key,
+                "expected an integer from \(range.lowerBound) to \(range.upperBound), got \(Validation.quote(text))")
             return nil
         }
         return value
     }
 
-    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ key: String, _ type: T.Type) -> T? where T.RawValue == String {
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ key: String, _ type: T.Type) -> T?
+    where T.RawValue == String {
         let names = T.allCases.map(\.rawValue)
         guard let text = scalar(node, key, expected: "one of \(names.joined(separator: ", "))") else { return nil }
         guard let value = T(rawValue: text) else {
             var message = "expected one of \(names.joined(separator: ", ")), got \(Validation.quote(text))"
-            if let suggestion = Self.suggestion(for: text, among: names) { message += "; did you mean \(Validation.quote(suggestion))?" }
+            if let suggestion = Self.suggestion(for: text, among: names) {
+                message += "; did you mean \(Validation.quote(suggestion))?"
+            }
             report(node, key, message)
             return nil
         }
@@ -246,12 +263,16 @@ struct ConfigReader {
     }
 
     /// A duration: a plain number in `unit`, or a number with `ms`, `s`, `m` or `h`.
-    mutating func duration(_ node: Node, _ key: String, unit: Duration, unitName: String, allowZero: Bool) -> Duration? {
+    mutating func duration(_ node: Node, _ key: String, unit: Duration, unitName: String, allowZero: Bool) -> Duration?
+    {
         guard let text = scalar(node, key, expected: "a duration") else { return nil }
-        let suffixes: [(String, Duration)] = [("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600))]
+        let suffixes: [(String, Duration)] = [
+            ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)),
+        ]
         var number = text.trimmingCharacters(in: .whitespaces)
         var scale = unit
-        for (suffix, value) in suffixes where number.hasSuffix(suffix) && number.dropLast(suffix.count).allSatisfy(\.isNumber) {
+        for (suffix, value) in suffixes
+        where number.hasSuffix(suffix) && number.dropLast(suffix.count).allSatisfy(\.isNumber) {
             number = String(number.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
             scale = value
             break
@@ -314,7 +335,8 @@ struct ConfigReader {
             case "uri":
                 if let uri = string(value, path) {
                     if uri.contains(where: \.isWhitespace) || !uri.contains(":") {
-                        report(value, path, "expected a libvirt URI like \"qemu:///system\", got \(Validation.quote(uri))")
+                        report(
+                            value, path, "expected a libvirt URI like \"qemu:///system\", got \(Validation.quote(uri))")
                     } else {
                         libvirt.uri = uri
                     }
@@ -354,7 +376,10 @@ struct ConfigReader {
                     if Self.isGroupName(group) {
                         images.group = group
                     } else {
-                        report(value, path, "expected a group name like \"libvirt-qemu\" or a numeric gid, got \(Validation.quote(group))")
+                        report(
+                            value, path,
+                            "expected a group name like \"libvirt-qemu\" or a numeric gid, got \(Validation.quote(group))"
+                        )
                     }
                 }
             case "shared":
@@ -378,8 +403,10 @@ struct ConfigReader {
         if name.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) { return true }
         for (index, byte) in name.utf8.enumerated() {
             switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"): continue
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."): if index == 0 { return false }
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"):
+                continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."):
+                if index == 0 { return false }
             case UInt8(ascii: "$"): if index != name.utf8.count - 1 { return false }
             default: return false
             }
@@ -394,7 +421,9 @@ struct ConfigReader {
             switch key {
             case "name":
                 if let name = string(value, path) {
-                    if name.utf8.count > 253 || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == " " }) {
+                    if name.utf8.count > 253
+                        || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == " " })
+                    {
                         report(
                             value,
                             path,
@@ -406,7 +435,9 @@ struct ConfigReader {
                 }
             case "variables":
                 guard case .mapping(let mapping) = value else {
-                    if value.null == nil { report(value, path, "expected a mapping of variable names to strings, got \(Self.shown(value))") }
+                    if value.null == nil {
+                        report(value, path, "expected a mapping of variable names to strings, got \(Self.shown(value))")
+                    }
                     continue
                 }
                 var variables: [String: String] = [:]
@@ -436,7 +467,9 @@ struct ConfigReader {
                 host.variables = variables
             default:
                 guard case .sequence(let sequence) = value else {
-                    if value.null == nil { report(value, path, "expected a list of variable names, got \(Self.shown(value))") }
+                    if value.null == nil {
+                        report(value, path, "expected a list of variable names, got \(Self.shown(value))")
+                    }
                     continue
                 }
                 for item in sequence {
@@ -456,20 +489,26 @@ struct ConfigReader {
     }
 
     mutating func readContext(_ node: Node, into context: inout DaemonConfiguration.Context) {
-        for (key, value) in entries(node, path: "context", known: ["default-format", "managed", "device", "instance-id"]) {
+        for (key, value) in entries(
+            node, path: "context", known: ["default-format", "managed", "device", "instance-id"])
+        {
             let path = "context.\(key)"
             switch key {
             case "default-format":
                 if let format = choice(value, path, ContextFormat.self) { context.defaultFormat = format }
             case "managed":
-                if let managed = choice(value, path, DaemonConfiguration.ManagedDomains.self) { context.managed = managed }
+                if let managed = choice(value, path, DaemonConfiguration.ManagedDomains.self) {
+                    context.managed = managed
+                }
             case "instance-id":
                 if let policy = choice(value, path, InstanceIDPolicy.self) { context.instanceID = policy }
             default:
                 for (deviceKey, deviceValue) in entries(value, path: path, known: ["mode", "target"]) {
                     let devicePath = "\(path).\(deviceKey)"
                     if deviceKey == "mode" {
-                        if let mode = choice(deviceValue, devicePath, DaemonConfiguration.DeviceMode.self) { context.device.mode = mode }
+                        if let mode = choice(deviceValue, devicePath, DaemonConfiguration.DeviceMode.self) {
+                            context.device.mode = mode
+                        }
                     } else if deviceValue.null != nil, case .scalar(let scalar) = deviceValue, scalar.style == .plain {
                         context.device.target = nil
                     } else if let target = string(deviceValue, devicePath) {
@@ -485,7 +524,9 @@ struct ConfigReader {
     }
 
     mutating func readPipeline(_ node: Node, into pipeline: inout DaemonConfiguration.Pipeline) {
-        for (key, value) in entries(node, path: "pipeline", known: ["concurrency", "reconcile-interval", "collect-grace", "retry"]) {
+        for (key, value) in entries(
+            node, path: "pipeline", known: ["concurrency", "reconcile-interval", "collect-grace", "retry"])
+        {
             let path = "pipeline.\(key)"
             switch key {
             case "concurrency":
@@ -500,18 +541,26 @@ struct ConfigReader {
                 }
             default:
                 var initialNode: Node?
-                for (retryKey, retryValue) in entries(value, path: path, known: ["attempts", "initial-backoff", "max-backoff"]) {
+                for (retryKey, retryValue) in entries(
+                    value, path: path, known: ["attempts", "initial-backoff", "max-backoff"])
+                {
                     let retryPath = "\(path).\(retryKey)"
                     switch retryKey {
                     case "attempts":
-                        if let attempts = integer(retryValue, retryPath, range: 1...100) { pipeline.retry.attempts = attempts }
+                        if let attempts = integer(retryValue, retryPath, range: 1...100) {
+                            pipeline.retry.attempts = attempts
+                        }
                     case "initial-backoff":
                         initialNode = retryValue
-                        if let backoff = duration(retryValue, retryPath, unit: .milliseconds(1), unitName: "milliseconds", allowZero: false) {
+                        if let backoff = duration(
+                            retryValue, retryPath, unit: .milliseconds(1), unitName: "milliseconds", allowZero: false)
+                        {
                             pipeline.retry.initialBackoff = backoff
                         }
                     default:
-                        if let backoff = duration(retryValue, retryPath, unit: .milliseconds(1), unitName: "milliseconds", allowZero: false) {
+                        if let backoff = duration(
+                            retryValue, retryPath, unit: .milliseconds(1), unitName: "milliseconds", allowZero: false)
+                        {
                             pipeline.retry.maxBackoff = backoff
                         }
                     }
@@ -529,7 +578,8 @@ struct ConfigReader {
 
     mutating func readLimits(_ node: Node, into limits: inout MetadataLimits) {
         let known = [
-            "max-files", "max-file-size", "max-total-size", "max-path-length", "max-path-depth", "max-depth", "max-variables",
+            "max-files", "max-file-size", "max-total-size", "max-path-length", "max-path-depth", "max-depth",
+            "max-variables",
             "max-name-length", "max-metadata-size",
         ]
         for (key, value) in entries(node, path: "limits", known: known) {
@@ -580,7 +630,8 @@ struct ConfigReader {
                     } else if !name.hasSuffix(".prom") || name.hasPrefix(".") {
                         report(
                             value, path,
-                            "node_exporter's textfile collector reads only files named *.prom, got \(Validation.quote(name))")
+                            "node_exporter's textfile collector reads only files named *.prom, got \(Validation.quote(name))"
+                        )
                     } else {
                         metrics.textfile = file
                     }

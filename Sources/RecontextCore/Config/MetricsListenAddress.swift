@@ -24,7 +24,8 @@ public enum MetricsListenAddress: Sendable, Hashable, CustomStringConvertible {
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst("unix:".count))
             guard path.hasPrefix("/"), !path.contains("\0") else {
-                return .failure(ParseError("a unix socket needs an absolute path, like \"unix:/run/recontextd/metrics.sock\""))
+                return .failure(
+                    ParseError("a unix socket needs an absolute path, like \"unix:/run/recontextd/metrics.sock\""))
             }
             // sun_path holds 108 bytes with the terminating NUL.
             guard path.utf8.count <= 107 else {

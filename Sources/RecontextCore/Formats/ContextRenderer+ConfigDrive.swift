@@ -5,7 +5,8 @@ import Foundation
 extension ContextRenderer {
     /// `openstack/latest/meta_data.json`, and `user_data`, `network_data.json`, `vendor_data.json`
     /// when given.
-    func renderConfigDrive(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError) {
+    func renderConfigDrive(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError)
+    {
         var meta: [String: Any] = [
             "uuid": facts.instanceID,
             "name": facts.domain.name,
@@ -17,7 +18,8 @@ extension ContextRenderer {
         if let zone = facts.host.variables["zone"], !facts.host.secretVariables.contains("zone") {
             meta["availability_zone"] = zone
         }
-        try output.addGenerated(RenderedFile(path: "openstack/latest/meta_data.json", contents: JSONOutput.encode(meta), mode: 0o644))
+        try output.addGenerated(
+            RenderedFile(path: "openstack/latest/meta_data.json", contents: JSONOutput.encode(meta), mode: 0o644))
         if let document = spec.userData {
             let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "user-data")
             try output.addGenerated(RenderedFile(path: "openstack/latest/user_data", contents: bytes, mode: 0o600))
@@ -25,18 +27,21 @@ extension ContextRenderer {
         if let document = spec.networkConfig {
             let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "network-config")
             try requireJSON(bytes, facts: facts, field: "network-config", file: "network_data.json")
-            try output.addGenerated(RenderedFile(path: "openstack/latest/network_data.json", contents: bytes, mode: 0o644))
+            try output.addGenerated(
+                RenderedFile(path: "openstack/latest/network_data.json", contents: bytes, mode: 0o644))
         }
         if let document = spec.vendorData {
             let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
             try requireJSON(bytes, facts: facts, field: "vendor-data", file: "vendor_data.json")
-            try output.addGenerated(RenderedFile(path: "openstack/latest/vendor_data.json", contents: bytes, mode: 0o600))
+            try output.addGenerated(
+                RenderedFile(path: "openstack/latest/vendor_data.json", contents: bytes, mode: 0o600))
         }
     }
 
     func requireJSON(_ bytes: [UInt8], facts: ResolvedFacts, field: String, file: String) throws(ContextError) {
         guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else {
-            throw facts.error(.invalidValue, field, "the configdrive format needs \(file) to be JSON, and this is not valid JSON")
+            throw facts.error(
+                .invalidValue, field, "the configdrive format needs \(file) to be JSON, and this is not valid JSON")
         }
     }
 }

@@ -8,7 +8,8 @@ extension ContextRenderer {
 
     /// `meta-data`, `user-data`, and `network-config` / `vendor-data` when given.
     func renderNoCloud(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError) {
-        try output.addGenerated(RenderedFile(path: "meta-data", contents: Array(noCloudMetaData(facts).utf8), mode: 0o644))
+        try output.addGenerated(
+            RenderedFile(path: "meta-data", contents: Array(noCloudMetaData(facts).utf8), mode: 0o644))
         let userData =
             try spec.userData.map { document throws(ContextError) in
                 try facts.render(document.content, isTemplate: document.isTemplate, field: "user-data")
@@ -43,8 +44,14 @@ extension ContextRenderer {
             Node(values.keys.sorted().map { (variableKey($0), string(values[$0]!)) })
         }
         let recontext = Node([
-            (key("domain"), Node([(key("name"), string(facts.domain.name)), (key("uuid"), string(facts.domain.uuid))])),
-            (key("host"), Node([(key("name"), string(facts.host.name)), (key("variables"), map(facts.publicHostVariables))])),
+            (
+                key("domain"),
+                Node([(key("name"), string(facts.domain.name)), (key("uuid"), string(facts.domain.uuid))])
+            ),
+            (
+                key("host"),
+                Node([(key("name"), string(facts.host.name)), (key("variables"), map(facts.publicHostVariables))])
+            ),
             (key("variables"), map(facts.publicVariables)),
         ])
         let root = Node([

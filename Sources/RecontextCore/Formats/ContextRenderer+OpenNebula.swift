@@ -4,7 +4,8 @@ import Foundation
 
 extension ContextRenderer {
     /// `context.sh`.
-    func renderOpenNebula(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError) {
+    func renderOpenNebula(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError)
+    {
         if spec.networkConfig != nil {
             throw facts.error(
                 .unsupportedByFormat,
@@ -13,12 +14,16 @@ extension ContextRenderer {
             )
         }
         if spec.vendorData != nil {
-            throw facts.error(.unsupportedByFormat, "vendor-data", "the opennebula format has no vendor-data; use nocloud or configdrive")
+            throw facts.error(
+                .unsupportedByFormat, "vendor-data",
+                "the opennebula format has no vendor-data; use nocloud or configdrive")
         }
         var values: [String: String] = [:]
         // Host variables, then VM variables: a VM variable replaces the host variable with the same
         // key; two names of one side that map to the same key are an error.
-        for (side, variables, fieldPrefix) in [("host", facts.host.variables, "host.variables."), ("vm", facts.vmVariables, "var[")] {
+        for (side, variables, fieldPrefix) in [
+            ("host", facts.host.variables, "host.variables."), ("vm", facts.vmVariables, "var["),
+        ] {
             var taken: [String: String] = [:]
             for name in variables.keys.sorted() {
                 let key = Self.shellKey(name)
@@ -43,7 +48,8 @@ extension ContextRenderer {
             "RECONTEXT_INSTANCE_ID": facts.instanceID,
             // OpenNebula's guest tools re-run only when context.sh changes: a digest of every other
             // file makes a change to any of them a change to context.sh.
-            "RECONTEXT_FILES_SHA256": RenderedContext.computeHash(volumeID: facts.volumeID, files: Array(output.files.values)),
+            "RECONTEXT_FILES_SHA256": RenderedContext.computeHash(
+                volumeID: facts.volumeID, files: Array(output.files.values)),
         ]
         values.merge(generated) { _, generated in generated }
         if let document = spec.userData {

@@ -41,7 +41,8 @@ struct ResolvedFacts {
                 throw fail(.invalidValue, "host.variables.\(name)", problem)
             }
             if Validation.reservedHostVariableNames.contains(name) {
-                throw fail(.invalidValue, "host.variables.\(name)", "host variable name \(Validation.quote(name)) is reserved")
+                throw fail(
+                    .invalidValue, "host.variables.\(name)", "host variable name \(Validation.quote(name)) is reserved")
             }
         }
 
@@ -55,7 +56,9 @@ struct ResolvedFacts {
                 throw fail(.invalidValue, "var[\(index + 1)].name", problem)
             }
             if Validation.reservedVMVariableNames.contains(variable.name) {
-                throw fail(.invalidValue, "var[\(index + 1)].name", "variable name \(Validation.quote(variable.name)) is reserved")
+                throw fail(
+                    .invalidValue, "var[\(index + 1)].name",
+                    "variable name \(Validation.quote(variable.name)) is reserved")
             }
             guard vmVariables[variable.name] == nil else {
                 throw fail(.duplicate, "var[\(variable.name)]", "variable is defined twice")
@@ -82,7 +85,9 @@ struct ResolvedFacts {
         }
         if let volumeID = spec.volumeID {
             guard format == .files else {
-                throw fail(.unsupportedByFormat, "volume-id", "volume-id is only allowed with format \"files\", not \(format.rawValue)")
+                throw fail(
+                    .unsupportedByFormat, "volume-id",
+                    "volume-id is only allowed with format \"files\", not \(format.rawValue)")
             }
             if let problem = Validation.volumeID(volumeID) { throw fail(.invalidValue, "volume-id", problem) }
             self.volumeID = volumeID
@@ -152,12 +157,14 @@ struct ResolvedFacts {
                 }
                 source = text
             }
-            bytes = Array(try TemplateEngine.render(source, values: templateValues, domain: domain.name, field: field).utf8)
+            bytes = Array(
+                try TemplateEngine.render(source, values: templateValues, domain: domain.name, field: field).utf8)
         } else {
             bytes = content.bytes
         }
         guard bytes.count <= limits.maxFileBytes else {
-            throw error(.limitExceeded, field, "content is \(bytes.count) bytes, more than the limit of \(limits.maxFileBytes)")
+            throw error(
+                .limitExceeded, field, "content is \(bytes.count) bytes, more than the limit of \(limits.maxFileBytes)")
         }
         return bytes
     }

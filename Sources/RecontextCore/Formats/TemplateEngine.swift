@@ -40,7 +40,9 @@ enum TemplateEngine {
     /// - Returns: The rendered text.
     /// - Throws: ``ContextError`` with ``ContextError/Code/templateSyntax`` or
     ///   ``ContextError/Code/undefinedVariable``.
-    static func render(_ source: String, values: TemplateValues, domain: String, field: String) throws(ContextError) -> String {
+    static func render(_ source: String, values: TemplateValues, domain: String, field: String) throws(ContextError)
+        -> String
+    {
         let template: MustacheTemplate
         do {
             template = try MustacheTemplate(string: pragma + source)
@@ -60,7 +62,8 @@ enum TemplateEngine {
         let output = template.render(root)
         if !recorder.problems.isEmpty {
             let unique = Array(Set(recorder.problems)).sorted()
-            throw ContextError(.undefinedVariable, domain: domain, field: field, "template uses " + unique.joined(separator: "; "))
+            throw ContextError(
+                .undefinedVariable, domain: domain, field: field, "template uses " + unique.joined(separator: "; "))
         }
         return output
     }
@@ -157,7 +160,8 @@ struct TemplateText: MustacheParent, MustacheCustomRenderable, MustacheTransform
     func transform(_ transform: String) -> Any? {
         switch text.transform(transform) {
         case let string as String: return TemplateText(text: string, name: "\(transform)(\(name))", recorder: recorder)
-        case let substring as Substring: return TemplateText(text: String(substring), name: "\(transform)(\(name))", recorder: recorder)
+        case let substring as Substring:
+            return TemplateText(text: String(substring), name: "\(transform)(\(name))", recorder: recorder)
         case let bool as Bool: return bool
         default:
             recorder.problems.append(

@@ -35,34 +35,44 @@ public enum AppliedMetadata {
         case .failure(let failure): throw fail(failure.code, "applied", failure.message)
         }
         guard root.localName == "applied", root.namespaceURI.isEmpty || root.namespaceURI == namespaceURI else {
-            throw fail(.wrongRoot, "applied", "root element is <\(root.localName)>, expected <applied> in \(namespaceURI)")
+            throw fail(
+                .wrongRoot, "applied", "root element is <\(root.localName)>, expected <applied> in \(namespaceURI)")
         }
         for name in root.attributes.keys.sorted() where !attributes.contains(name) {
-            throw fail(.unknownAttribute, "applied.\(name)", "unknown attribute (allowed: \(attributes.joined(separator: ", ")))")
+            throw fail(
+                .unknownAttribute, "applied.\(name)",
+                "unknown attribute (allowed: \(attributes.joined(separator: ", ")))")
         }
         if let child = root.children.first {
             throw fail(.unknownElement, "applied", "element <\(child.localName)> is not allowed inside <applied>")
         }
         func required(_ name: String) throws(ContextError) -> String {
-            guard let value = root.attributes[name] else { throw fail(.missing, "applied.\(name)", "attribute is missing") }
+            guard let value = root.attributes[name] else {
+                throw fail(.missing, "applied.\(name)", "attribute is missing")
+            }
             return value
         }
         let generationText = try required("generation")
         guard let generation = UInt64(generationText) else {
-            throw fail(.invalidValue, "applied.generation", "expected a non-negative integer, got \(Validation.quote(generationText))")
+            throw fail(
+                .invalidValue, "applied.generation",
+                "expected a non-negative integer, got \(Validation.quote(generationText))")
         }
         let hash = try required("content-hash")
         let host = try required("host")
         let timeText = try required("time")
         guard let time = parseTime(timeText) else {
-            throw fail(.invalidValue, "applied.time", "expected an ISO 8601 UTC time like 2025-11-26T02:33:00Z, got \(Validation.quote(timeText))")
+            throw fail(
+                .invalidValue, "applied.time",
+                "expected an ISO 8601 UTC time like 2025-11-26T02:33:00Z, got \(Validation.quote(timeText))")
         }
         let image = try required("image")
         let formatText = try required("format")
         guard let format = ContextFormat(rawValue: formatText) else {
             throw fail(.invalidValue, "applied.format", "unknown format \(Validation.quote(formatText))")
         }
-        return AppliedState(generation: generation, contentHash: hash, host: host, time: time, imagePath: image, format: format)
+        return AppliedState(
+            generation: generation, contentHash: hash, host: host, time: time, imagePath: image, format: format)
     }
 
     /// Writes an applied-state record (no namespace declaration; libvirt adds it).
@@ -89,7 +99,8 @@ public enum AppliedMetadata {
         func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
         let yearText = String(year)
         let paddedYear = String(repeating: "0", count: max(0, 4 - yearText.count)) + yearText
-        return "\(paddedYear)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
+        return
+            "\(paddedYear)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
     }
 
     /// Parses `yyyy-MM-ddTHH:mm:ssZ` (a fractional part is accepted and dropped).

@@ -31,7 +31,9 @@ extension ContextMetadata {
             if file.isTemplate { attrs.append(("template", "yes")) }
             out += "  " + element("file", attrs, content: file.content) + "\n"
         }
-        for (name, document) in [("user-data", spec.userData), ("network-config", spec.networkConfig), ("vendor-data", spec.vendorData)] {
+        for (name, document) in [
+            ("user-data", spec.userData), ("network-config", spec.networkConfig), ("vendor-data", spec.vendorData),
+        ] {
             guard let document else { continue }
             let attrs = document.isTemplate ? [("template", "yes")] : []
             out += "  " + element(name, attrs, content: document.content) + "\n"

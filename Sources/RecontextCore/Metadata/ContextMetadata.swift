@@ -83,7 +83,9 @@ public enum ContextMetadata {
     ///   - limits: Size, count and depth bounds.
     /// - Returns: The validated spec.
     /// - Throws: ``ContextError`` naming the domain and the field.
-    public static func parse(_ xml: String, domain: DomainIdentity, limits: MetadataLimits) throws(ContextError) -> ContextSpec {
+    public static func parse(_ xml: String, domain: DomainIdentity, limits: MetadataLimits) throws(ContextError)
+        -> ContextSpec
+    {
         let caps = XMLTree.Caps(
             maxBytes: limits.maxMetadataBytes,
             maxDepth: limits.maxDepth,
@@ -105,7 +107,9 @@ public enum ContextMetadata {
     ///   - limits: Size, count and depth bounds.
     /// - Returns: The validated spec.
     /// - Throws: ``ContextError``; ``ContextError/Code/malformedXML`` for invalid UTF-8.
-    public static func parse(utf8: [UInt8], domain: DomainIdentity, limits: MetadataLimits) throws(ContextError) -> ContextSpec {
+    public static func parse(utf8: [UInt8], domain: DomainIdentity, limits: MetadataLimits) throws(ContextError)
+        -> ContextSpec
+    {
         guard utf8.count <= limits.maxMetadataBytes else {
             throw ContextError(
                 .limitExceeded,
@@ -194,7 +198,9 @@ private struct SpecReader {
         }
         if let text = root.attributes["instance-id"] {
             guard let policy = InstanceIDPolicy(rawValue: text) else {
-                throw error(.invalidValue, "instance-id", "unknown instance-id policy \(Validation.quote(text)) (expected stable or per-host)")
+                throw error(
+                    .invalidValue, "instance-id",
+                    "unknown instance-id policy \(Validation.quote(text)) (expected stable or per-host)")
             }
             spec.instanceID = policy
         }
@@ -209,12 +215,15 @@ private struct SpecReader {
         if let text = root.attributes["volume-id"] {
             if let problem = Validation.volumeID(text) { throw error(.invalidValue, "volume-id", problem) }
             if let format = spec.format, format != .files {
-                throw error(.unsupportedByFormat, "volume-id", "volume-id is only allowed with format=\"files\", not \(format.rawValue)")
+                throw error(
+                    .unsupportedByFormat, "volume-id",
+                    "volume-id is only allowed with format=\"files\", not \(format.rawValue)")
             }
             spec.volumeID = text
         }
         if !root.text.allSatisfy(\.isWhitespace) {
-            throw error(.unknownElement, "", "text directly inside <context> is not allowed; put it in a <var> or <file>")
+            throw error(
+                .unknownElement, "", "text directly inside <context> is not allowed; put it in a <var> or <file>")
         }
 
         var varIndex = 0
@@ -242,7 +251,8 @@ private struct SpecReader {
                 }
                 let file = try readFile(child, index: fileIndex)
                 guard seenPaths.insert(file.path).inserted else {
-                    throw error(.duplicate, "file[\(fileIndex)].path", "path \(Validation.quote(file.path)) is given twice")
+                    throw error(
+                        .duplicate, "file[\(fileIndex)].path", "path \(Validation.quote(file.path)) is given twice")
                 }
                 spec.files.append(file)
             case "user-data", "network-config", "vendor-data":
@@ -254,7 +264,9 @@ private struct SpecReader {
                     guard spec.userData == nil else { throw error(.duplicate, field, "<user-data> is given twice") }
                     spec.userData = document
                 case "network-config":
-                    guard spec.networkConfig == nil else { throw error(.duplicate, field, "<network-config> is given twice") }
+                    guard spec.networkConfig == nil else {
+                        throw error(.duplicate, field, "<network-config> is given twice")
+                    }
                     spec.networkConfig = document
                 default:
                     guard spec.vendorData == nil else { throw error(.duplicate, field, "<vendor-data> is given twice") }
@@ -283,13 +295,16 @@ private struct SpecReader {
             }
         }
         for (index, file) in files.enumerated() where directories.contains(file.path) {
-            throw error(.duplicate, "file[\(index + 1)].path", "path \(Validation.quote(file.path)) is both a file and the directory of another file")
+            throw error(
+                .duplicate, "file[\(index + 1)].path",
+                "path \(Validation.quote(file.path)) is both a file and the directory of another file")
         }
     }
 
     func noChildren(_ element: XMLTreeElement, field: String) throws(ContextError) {
         if let child = element.children.first {
-            throw error(.unknownElement, field, "element <\(child.localName)> is not allowed inside <\(element.localName)>")
+            throw error(
+                .unknownElement, field, "element <\(child.localName)> is not allowed inside <\(element.localName)>")
         }
     }
 
@@ -306,7 +321,9 @@ private struct SpecReader {
             }
             content = .bytes(Array(data))
         case let other?:
-            throw error(.invalidValue, field + ".encoding", "unknown encoding \(Validation.quote(other)) (expected text or base64)")
+            throw error(
+                .invalidValue, field + ".encoding",
+                "unknown encoding \(Validation.quote(other)) (expected text or base64)")
         }
         let size: Int
         switch content {
@@ -314,11 +331,13 @@ private struct SpecReader {
         case .bytes(let bytes): size = bytes.count
         }
         guard size <= limits.maxFileBytes else {
-            throw error(.limitExceeded, field, "content is \(size) bytes, more than the limit of \(limits.maxFileBytes)")
+            throw error(
+                .limitExceeded, field, "content is \(size) bytes, more than the limit of \(limits.maxFileBytes)")
         }
         totalBytes += size
         guard totalBytes <= limits.maxTotalBytes else {
-            throw error(.limitExceeded, field, "all content together is more than the limit of \(limits.maxTotalBytes) bytes")
+            throw error(
+                .limitExceeded, field, "all content together is more than the limit of \(limits.maxTotalBytes) bytes")
         }
         return content
     }
@@ -382,7 +401,9 @@ private struct SpecReader {
         var mode: UInt16?
         if let text = element.attributes["mode"] {
             guard let value = Validation.mode(text) else {
-                throw error(.invalidValue, "\(positional).mode", "expected an octal mode like \"0644\" (at most 0777), got \(Validation.quote(text))")
+                throw error(
+                    .invalidValue, "\(positional).mode",
+                    "expected an octal mode like \"0644\" (at most 0777), got \(Validation.quote(text))")
             }
             mode = value
         }

@@ -2,7 +2,7 @@ import Foundation
 import XMLSafety
 
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 // MARK: - XMLTree
@@ -56,7 +56,10 @@ enum XMLTree {
     static func parse(_ xml: String, caps: Caps) -> Result<XMLTreeElement, Failure> {
         let bytes = Array(xml.utf8)
         guard bytes.count <= caps.maxBytes else {
-            return .failure(Failure(code: .limitExceeded, message: "metadata is \(bytes.count) bytes, more than the limit of \(caps.maxBytes)"))
+            return .failure(
+                Failure(
+                    code: .limitExceeded,
+                    message: "metadata is \(bytes.count) bytes, more than the limit of \(caps.maxBytes)"))
         }
         if bytes.contains(0) {
             return .failure(Failure(code: .malformedXML, message: "metadata contains a NUL byte"))
@@ -67,7 +70,7 @@ enum XMLTree {
         if let failure = checkProlog(bytes) {
             return .failure(failure)
         }
-        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes)))  // see XMLParserSafety
+        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes))) // see XMLParserSafety
         parser.shouldProcessNamespaces = true
         parser.shouldReportNamespacePrefixes = false
         parser.shouldResolveExternalEntities = false
@@ -82,7 +85,8 @@ enum XMLTree {
             return .failure(
                 Failure(
                     code: .malformedXML,
-                    message: "not well-formed XML: \(describe(xmlErrorCode: code)) at line \(parser.lineNumber), column \(parser.columnNumber)"
+                    message:
+                        "not well-formed XML: \(describe(xmlErrorCode: code)) at line \(parser.lineNumber), column \(parser.columnNumber)"
                 )
             )
         }
@@ -129,9 +133,11 @@ enum XMLTree {
                     guard let next = skip(past: "-->", from: i + 4) else { return nil }
                     i = next
                 } else if hasPrefix("<!DOCTYPE", at: i) {
-                    return Failure(code: .forbiddenDTD, message: "a DOCTYPE is not allowed (no DTDs, no entity declarations)")
+                    return Failure(
+                        code: .forbiddenDTD, message: "a DOCTYPE is not allowed (no DTDs, no entity declarations)")
                 } else if hasPrefix("<!", at: i) {
-                    return Failure(code: .forbiddenDTD, message: "markup declarations are not allowed before the root element")
+                    return Failure(
+                        code: .forbiddenDTD, message: "markup declarations are not allowed before the root element")
                 } else {
                     return nil
                 }
@@ -197,16 +203,22 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
             return
         }
         if stack.count + 1 > caps.maxDepth {
-            fail(parser, .limitExceeded, "elements are nested deeper than \(caps.maxDepth) levels (line \(parser.lineNumber))")
+            fail(
+                parser, .limitExceeded,
+                "elements are nested deeper than \(caps.maxDepth) levels (line \(parser.lineNumber))")
             return
         }
         let attributes = attributeDict.filter { key, _ in key != "xmlns" && !key.hasPrefix("xmlns:") }
         stack.append(
-            XMLTreeElement(localName: elementName, namespaceURI: namespaceURI ?? "", attributes: attributes, line: parser.lineNumber)
+            XMLTreeElement(
+                localName: elementName, namespaceURI: namespaceURI ?? "", attributes: attributes,
+                line: parser.lineNumber)
         )
     }
 
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+    func parser(
+        _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?
+    ) {
         guard failure == nil, let element = stack.popLast() else { return }
         if stack.isEmpty {
             root = element
@@ -224,9 +236,9 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
         self.parser(parser, foundCharacters: whitespaceString)
     }
 
-    func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
+    func parser(_ parser: XMLParser, foundCDATA cdata: Data) {
         guard failure == nil, !stack.isEmpty else { return }
-        guard let text = String(data: CDATABlock, encoding: .utf8) else {
+        guard let text = String(data: cdata, encoding: .utf8) else {
             fail(parser, .malformedXML, "CDATA section is not valid UTF-8")
             return
         }
@@ -237,7 +249,9 @@ private final class TreeBuilder: NSObject, XMLParserDelegate {
         fail(parser, .forbiddenDTD, "entity declarations are not allowed")
     }
 
-    func parser(_ parser: XMLParser, foundExternalEntityDeclarationWithName name: String, publicID: String?, systemID: String?) {
+    func parser(
+        _ parser: XMLParser, foundExternalEntityDeclarationWithName name: String, publicID: String?, systemID: String?
+    ) {
         fail(parser, .forbiddenDTD, "entity declarations are not allowed")
     }
 

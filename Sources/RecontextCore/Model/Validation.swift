@@ -170,7 +170,8 @@ enum Validation {
     /// An octal permission mode like `0644` or `644`, at most `0777`.
     static func mode(_ text: String) -> UInt16? {
         let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
-        guard (3...4).contains(digits.utf8.count), digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }),
+        guard (3...4).contains(digits.utf8.count),
+            digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }),
             let value = UInt16(digits, radix: 8), value <= 0o777
         else { return nil }
         return value

@@ -56,10 +56,10 @@ public struct ContextPipeline: Sendable {
         var spec: ContextSpec
         if let xml = snapshot.contextMetadata {
             spec = try ContextMetadata.parse(xml, domain: snapshot.identity, limits: settings.limits)
-            guard spec.managed else { return nil }  // managed="no" always wins
+            guard spec.managed else { return nil } // managed="no" always wins
         } else {
             guard settings.managedPolicy == .all else { return nil }
-            spec = ContextSpec()  // host facts only, default format
+            spec = ContextSpec() // host facts only, default format
         }
         let drive = try locateDrive(in: snapshot, spec: spec)
         let renderer = ContextRenderer(limits: settings.limits)
@@ -77,7 +77,8 @@ public struct ContextPipeline: Sendable {
             guard let drive = snapshot.drives.first(where: { $0.target == target }) else {
                 throw ContextError(
                     .missing, domain: snapshot.identity.name, field: "device",
-                    "no CD-ROM with target '\(target)' (the domain has: \(snapshot.drives.map(\.target).joined(separator: ", ")))")
+                    "no CD-ROM with target '\(target)' (the domain has: \(snapshot.drives.map(\.target).joined(separator: ", ")))"
+                )
             }
             return drive
         }
@@ -90,7 +91,8 @@ public struct ContextPipeline: Sendable {
         }
         throw ContextError(
             .missing, domain: snapshot.identity.name, field: "device",
-            "the domain has \(snapshot.drives.count) CD-ROM drives and none holds one of our images: name one with device=\"…\"")
+            "the domain has \(snapshot.drives.count) CD-ROM drives and none holds one of our images: name one with device=\"…\""
+        )
     }
 
     // MARK: - Run
@@ -175,12 +177,14 @@ private final class Run {
         while true {
             do {
                 return try await body()
-            } catch where error.isTransient && attempt < settings.retry.attempts {
+            } catch  where error.isTransient && attempt < settings.retry.attempts {
                 let delay = settings.retry.backoff(afterAttempt: attempt)
                 logger.warning(
                     "\(operation) failed, retrying",
                     metadata: ["error": "\(error)", "attempt": "\(attempt)", "backoff": "\(delay)"])
-                do { try await pipeline.sleeper.sleep(for: delay) } catch { throw HypervisorError(.transient, operation: operation, message: "cancelled") }
+                do { try await pipeline.sleeper.sleep(for: delay) } catch {
+                    throw HypervisorError(.transient, operation: operation, message: "cancelled")
+                }
                 attempt += 1
             }
         }
@@ -244,7 +248,8 @@ private final class Run {
                 do {
                     try await timed(.insert) { () async throws(HypervisorError) in
                         try await retrying("change media (config)") { () async throws(HypervisorError) in
-                            try await hypervisor.changeMedia(of: snapshot.identity, drive: drive, to: oldSource, scope: .config)
+                            try await hypervisor.changeMedia(
+                                of: snapshot.identity, drive: drive, to: oldSource, scope: .config)
                         }
                     }
                 } catch {
@@ -254,7 +259,8 @@ private final class Run {
             do {
                 try await timed(.insert) { () async throws(HypervisorError) in
                     try await retrying("record applied state") { () async throws(HypervisorError) in
-                        try await hypervisor.setAppliedMetadata(AppliedMetadata.serialize(recorded), of: snapshot.identity, scope: scope)
+                        try await hypervisor.setAppliedMetadata(
+                            AppliedMetadata.serialize(recorded), of: snapshot.identity, scope: scope)
                     }
                 }
             } catch {
@@ -269,7 +275,8 @@ private final class Run {
         // would overwrite it, and delete it if this run then failed.
         let attachedGeneration = oldSource.flatMap { self.generation(of: $0, domain: snapshot.identity) } ?? 0
         let generation = max(desired.applied?.generation ?? 0, attachedGeneration) + 1
-        let name = ImageNaming.name(domain: snapshot.identity, generation: generation, contentHash: desired.context.contentHash)
+        let name = ImageNaming.name(
+            domain: snapshot.identity, generation: generation, contentHash: desired.context.contentHash)
         let record = ContextRenderer.generationRecord(
             generation: generation, host: settings.host.name, contentHash: desired.context.contentHash,
             domain: snapshot.identity)
@@ -285,7 +292,9 @@ private final class Run {
         // MARK: eject and insert
         var mode = settings.deviceMode
         if mode == .scsiReplace && drive.bus != "scsi" {
-            warnings.append("device mode scsi-replace needs a SCSI CD-ROM; \(drive.target) is on \(drive.bus): changed the media instead")
+            warnings.append(
+                "device mode scsi-replace needs a SCSI CD-ROM; \(drive.target) is on \(drive.bus): changed the media instead"
+            )
             mode = .mediaChange
         }
         let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
@@ -309,7 +318,8 @@ private final class Run {
                 do {
                     try await timed(.insert) { () async throws(HypervisorError) in
                         try await retrying("attach drive (live)") { () async throws(HypervisorError) in
-                            try await hypervisor.attachDrive(of: snapshot.identity, drive: drive, source: newPath, scope: .live)
+                            try await hypervisor.attachDrive(
+                                of: snapshot.identity, drive: drive, source: newPath, scope: .live)
                         }
                     }
                 } catch {
@@ -332,12 +342,14 @@ private final class Run {
             do {
                 try await timed(.insert) { () async throws(HypervisorError) in
                     try await retrying("change media (config)") { () async throws(HypervisorError) in
-                        try await hypervisor.changeMedia(of: snapshot.identity, drive: drive, to: newPath, scope: .config)
+                        try await hypervisor.changeMedia(
+                            of: snapshot.identity, drive: drive, to: newPath, scope: .config)
                     }
                 }
             } catch {
                 oldStillReferenced = true
-                warnings.append("the live domain has the new image but its persistent definition could not be updated: \(error)")
+                warnings.append(
+                    "the live domain has the new image but its persistent definition could not be updated: \(error)")
             }
         }
 
@@ -348,7 +360,8 @@ private final class Run {
         do {
             try await timed(.insert) { () async throws(HypervisorError) in
                 try await retrying("record applied state") { () async throws(HypervisorError) in
-                    try await hypervisor.setAppliedMetadata(AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
+                    try await hypervisor.setAppliedMetadata(
+                        AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
                 }
             }
         } catch {
@@ -380,7 +393,8 @@ private final class Run {
     /// The generation and content-hash prefix of `path` when it is one of this domain's images
     /// directly in our directory.
     func parsedImage(_ path: String, domain: DomainIdentity) -> (generation: UInt64, hashPrefix: String)? {
-        let directory = pipeline.images.directory.hasSuffix("/") ? pipeline.images.directory : pipeline.images.directory + "/"
+        let directory =
+            pipeline.images.directory.hasSuffix("/") ? pipeline.images.directory : pipeline.images.directory + "/"
         guard path.hasPrefix(directory) else { return nil }
         let name = String(path.dropFirst(directory.count))
         guard !name.contains("/"), let parsed = ImageNaming.parse(name), parsed.uuid == domain.uuid else { return nil }

@@ -34,7 +34,9 @@ public actor DomainScheduler {
     ///   - runner: runs one domain's pipeline.
     ///   - onReport: called with every finished run's report, in the scheduler's isolation; it
     ///     must not block.
-    public init(concurrency: Int, runner: @escaping Runner, onReport: @escaping @Sendable (RunReport) -> Void = { _ in }) {
+    public init(
+        concurrency: Int, runner: @escaping Runner, onReport: @escaping @Sendable (RunReport) -> Void = { _ in }
+    ) {
         precondition(concurrency >= 1, "concurrency must be at least 1")
         self.concurrency = concurrency
         self.runner = runner

@@ -23,7 +23,8 @@ public struct ImageCollector: Sendable {
 
     /// Creates a collector.
     public init(
-        hypervisor: any Hypervisor, images: any ImageStore, grace: Duration = .seconds(120), sharedDirectory: Bool = false,
+        hypervisor: any Hypervisor, images: any ImageStore, grace: Duration = .seconds(120),
+        sharedDirectory: Bool = false,
         logger: Logger
     ) {
         self.hypervisor = hypervisor
@@ -54,7 +55,8 @@ public struct ImageCollector: Sendable {
                 removed.append(image.path)
                 logger.info("removed unreferenced image", metadata: ["image": "\(image.path)"])
             } catch {
-                logger.warning("could not remove unreferenced image", metadata: ["image": "\(image.path)", "error": "\(error)"])
+                logger.warning(
+                    "could not remove unreferenced image", metadata: ["image": "\(image.path)", "error": "\(error)"])
             }
         }
         return removed

@@ -71,7 +71,7 @@ public enum ImageNaming {
         guard uuid.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
             uuid.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12]
         else { return nil }
-        let rest = name.dropFirst(36).dropLast(4)  // "-g<gen>-<hash>"
+        let rest = name.dropFirst(36).dropLast(4) // "-g<gen>-<hash>"
         guard rest.hasPrefix("-g") else { return nil }
         let parts = rest.dropFirst(2).split(separator: "-")
         guard parts.count == 2, let generation = UInt64(parts[0]), parts[1].count == 12,
