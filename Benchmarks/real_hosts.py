@@ -353,14 +353,19 @@ def bench_pipeline(ctx, runs: int) -> dict:
             line = wait_until(lambda: (l := d.applied_lines(uid))[before:] and l[-1], 30, f"run {i} of {name}")
             t_log = time.monotonic()
             m1 = d.metrics()
-            h = "recontextd_event_to_inserted_seconds"
-            count = metric(m1, h + "_count") - metric(m0, h + "_count")
-            e2i = (metric(m1, h + "_sum") - metric(m0, h + "_sum")) * 1000 if count == 1 else None
+            def exact(h):  # this run's value of a histogram (its _count went up by exactly one)
+                count = metric(m1, h + "_count") - metric(m0, h + "_count")
+                return (metric(m1, h + "_sum") - metric(m0, h + "_sum")) * 1000 if count == 1 else None
+            e2i = exact("recontextd_event_to_inserted_seconds")
+            e2a = exact("recontextd_event_to_applied_seconds")
             ins = a.recorder.inserted_after(uid, t0, scsi_replace=(mode == "scsi-replace"))
             rows.append({
                 "resolve_ms": float(line.get("duration.resolve_ms", 0)), "eject_ms": float(line.get("duration.eject_ms", 0)),
                 "build_ms": float(line.get("duration.build_ms", 0)), "insert_ms": float(line.get("duration.insert_ms", 0)),
+                "persist_ms": float(line.get("duration.persist_ms", 0)),
+                "record_ms": float(line.get("duration.record_ms", 0)),
                 "total_ms": float(line.get("duration.total_ms", 0)), "event_to_inserted_ms": e2i,
+                "event_to_applied_ms": e2a,
                 "set_metadata_rpc_ms": (t_set - t0) * 1000,
                 "external_set_to_medium_in_ms": (ins - t0) * 1000 if ins else None,
                 "external_set_to_log_ms": (t_log - t0) * 1000, "trigger": line.get("run.trigger"),
@@ -370,8 +375,9 @@ def bench_pipeline(ctx, runs: int) -> dict:
         ctx.daemons.remove(d)
         key = f"{bus}/{mode}"
         res = {"runs": rows}
-        for field in ["resolve_ms", "eject_ms", "build_ms", "insert_ms", "total_ms", "event_to_inserted_ms",
-                      "external_set_to_medium_in_ms", "set_metadata_rpc_ms"]:
+        for field in ["resolve_ms", "eject_ms", "build_ms", "insert_ms", "persist_ms", "record_ms", "total_ms",
+                      "event_to_inserted_ms", "event_to_applied_ms", "external_set_to_medium_in_ms",
+                      "set_metadata_rpc_ms"]:
             res[field] = summary([r[field] for r in rows if r[field] is not None])
         results[key] = res
         log(f"pipeline {key}: total median {res['total_ms'].get('median', 0):.1f} ms, event->inserted median "

@@ -8,6 +8,11 @@
 
 /// Writes bytes to a file so that the file appears only when complete: temporary file, `fsync`,
 /// `renameat`, `fsync` of the directory. Never follows symbolic links.
+///
+/// The two `fsync`s can be left for later (``write(_:to:mode:group:durable:failingAt:)`` with
+/// `durable: false`, then ``makeDurable(_:)``): the file still appears only when complete (its bytes
+/// are written before the rename, and every reader sees them through the page cache, also after
+/// the writer is killed); only its survival of a power loss waits for ``makeDurable(_:)``.
 enum AtomicFileWriter {
     /// Where a test may make ``write(_:to:mode:group:failingAt:)`` fail after the temporary file exists.
     enum FailurePoint: Sendable {
@@ -27,6 +32,8 @@ enum AtomicFileWriter {
     ///   - path: The destination; its parent directory must exist and is opened with `O_NOFOLLOW`.
     ///   - mode: Permission bits for the new file.
     ///   - group: A group id to `fchown` the file to, or `nil`.
+    ///   - durable: `fsync` the file before the rename and the directory after it; when `false`,
+    ///     call ``makeDurable(_:)`` before anything that must survive a power loss refers to the file.
     ///   - failurePoint: For tests: fail with `EIO` at this point.
     /// - Returns: `bytes.count`.
     static func write(
@@ -34,6 +41,7 @@ enum AtomicFileWriter {
         to path: String,
         mode: mode_t,
         group: gid_t?,
+        durable: Bool = true,
         failingAt failurePoint: FailurePoint? = nil
     ) throws(ISOBuilderError) -> Int {
         let (directoryPath, name) = try split(path)
@@ -85,7 +93,7 @@ enum AtomicFileWriter {
         guard fchmod(file, mode) == 0 else {
             throw .system("fchmod", errno: errno, path: temporaryPath, what: "set mode 0o\(String(mode, radix: 8))")
         }
-        guard fsync(file) == 0 else {
+        if durable, fsync(file) != 0 {
             throw .system("fsync", errno: errno, path: temporaryPath, what: "flush the image to disk")
         }
         fileOpen = false
@@ -99,7 +107,7 @@ enum AtomicFileWriter {
             throw .system("renameat", errno: errno, path: path, what: "move the image into place")
         }
         renamed = true
-        guard fsync(directory) == 0 else {
+        guard !durable || fsync(directory) == 0 else {
             // The new image is already in place; only its durability across a crash is in doubt.
             throw .system(
                 "fsync", errno: errno, path: directoryPath,
@@ -107,6 +115,24 @@ enum AtomicFileWriter {
             )
         }
         return bytes.count
+    }
+
+    /// Makes a file written with `durable: false` survive a power loss: `fsync` of the file, then
+    /// of its directory (which holds the rename). Never follows a symbolic link.
+    /// - Throws: ``ISOBuilderError`` naming the path and the failed call.
+    static func makeDurable(_ path: String) throws(ISOBuilderError) {
+        let (directoryPath, name) = try split(path)
+        let directory = try openDirectoryNoFollow(directoryPath, for: "open the image's directory")
+        defer { close(directory) }
+        let file = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { throw .system("openat", errno: errno, path: path, what: "open the image to flush it") }
+        defer { close(file) }
+        guard fsync(file) == 0 else {
+            throw .system("fsync", errno: errno, path: path, what: "flush the image to disk")
+        }
+        guard fsync(directory) == 0 else {
+            throw .system("fsync", errno: errno, path: directoryPath, what: "flush the directory holding '\(path)'")
+        }
     }
 
     // MARK: - Steps

@@ -119,6 +119,9 @@ public struct ISOBuilder: Sendable {
     ///   - path: The destination file. Its directory must exist; the file itself may exist and is replaced.
     ///   - mode: The permission bits of the new file (at most `0o7777`); the umask does not apply.
     ///   - group: A group to give the file (`fchown`), or `nil` to keep the creating process's group.
+    ///   - durable: Flush the file and its directory to disk before returning (the default). With
+    ///     `false` the file is still complete when it appears under its name, and readable by anyone
+    ///     from then on, but survives a power loss only after ``makeDurable(_:)``.
     /// - Returns: The number of bytes written.
     /// - Throws: ``ISOBuilderError`` as ``makeImage(_:)`` does, plus ``ISOBuilderError/Code/symbolicLink``,
     ///   ``ISOBuilderError/Code/unsupportedFileType``, ``ISOBuilderError/Code/invalidMode`` and
@@ -127,12 +130,22 @@ public struct ISOBuilder: Sendable {
     /// - Important: Blocking (including `fsync`); the build part is serialised process-wide, the file
     ///   part is not. Run off the cooperative thread pool.
     @discardableResult
-    public func writeImage(_ image: ISOImage, to path: String, mode: mode_t, group: gid_t? = nil)
+    public func writeImage(_ image: ISOImage, to path: String, mode: mode_t, group: gid_t? = nil, durable: Bool = true)
         throws(ISOBuilderError) -> Int
     {
         try ImagePlan.validateMode(mode, path: path)
         let bytes = try makeImage(image)
-        return try AtomicFileWriter.write(bytes, to: path, mode: mode, group: group)
+        return try AtomicFileWriter.write(bytes, to: path, mode: mode, group: group, durable: durable)
+    }
+
+    /// Flushes an image written with `durable: false` to disk: `fsync` of the file, then of its
+    /// directory. Never follows a symbolic link.
+    ///
+    /// - Parameter path: The image file.
+    /// - Throws: ``ISOBuilderError/Code/systemCall`` naming the path and the failed call.
+    /// - Important: Blocking. Run off the cooperative thread pool.
+    public static func makeDurable(_ path: String) throws(ISOBuilderError) {
+        try AtomicFileWriter.makeDurable(path)
     }
 
     /// Checks an image without building it.

@@ -71,12 +71,23 @@ public struct ISOImageStore: ImageStore {
         let group = self.group
         do {
             _ = try await Blocking.run { () throws(ISOBuilderError) -> Int in
-                try builder.writeImage(finished, to: path, mode: mode, group: group)
+                try builder.writeImage(finished, to: path, mode: mode, group: group, durable: false)
             }
         } catch {
             throw ImageStoreError("cannot build \(path): \(error)", isTransient: error.isTransient)
         }
         return path
+    }
+
+    public func makeDurable(path: String) async throws(ImageStoreError) {
+        guard relativeName(path) != nil else {
+            throw ImageStoreError("refusing to flush \(path): not directly in \(directory)", isTransient: false)
+        }
+        do {
+            try await Blocking.run { () throws(ISOBuilderError) in try ISOBuilder.makeDurable(path) }
+        } catch {
+            throw ImageStoreError("cannot flush \(path) to disk: \(error)", isTransient: error.isTransient)
+        }
     }
 
     public func remove(path: String) async throws(ImageStoreError) {

@@ -15,9 +15,10 @@ import Virt
 /// |---|---|---|
 /// | `recontextd_events_total` | counter | `type`: ``eventType(_:)`` |
 /// | `recontextd_pipeline_runs_total` | counter | `result`: applied, unchanged, skipped, failed |
-/// | `recontextd_pipeline_phase_duration_seconds` | histogram | `phase`: resolve, eject, build, insert |
+/// | `recontextd_pipeline_phase_duration_seconds` | histogram | `phase`: resolve, eject, build, insert, persist, record |
 /// | `recontextd_pipeline_run_duration_seconds` | histogram | |
 /// | `recontextd_event_to_inserted_seconds` | histogram | |
+/// | `recontextd_event_to_applied_seconds` | histogram | |
 /// | `recontextd_libvirt_reconnects_total` | counter | |
 /// | `recontextd_reloads_total` | counter | |
 /// | `recontextd_queue_depth` | gauge | |
@@ -34,8 +35,11 @@ public final class MetricsRecorder: Sendable {
         public static let phaseDuration = "recontextd_pipeline_phase_duration_seconds"
         /// Time per run.
         public static let runDuration = "recontextd_pipeline_run_duration_seconds"
-        /// From receiving the event that started a run to the new image inserted.
+        /// From receiving the event that started a run to the new image in the live domain.
         public static let eventToInserted = "recontextd_event_to_inserted_seconds"
+        /// From receiving the event that started a run to its end (persistent definition updated
+        /// and applied state recorded too).
+        public static let eventToApplied = "recontextd_event_to_applied_seconds"
         /// Connections to libvirt after the first.
         public static let reconnects = "recontextd_libvirt_reconnects_total"
         /// Configuration reloads that took effect.
@@ -56,6 +60,7 @@ public final class MetricsRecorder: Sendable {
     private let phases: [Phase: CoreMetrics.Timer]
     private let runDuration: CoreMetrics.Timer
     private let eventToInserted: CoreMetrics.Timer
+    private let eventToApplied: CoreMetrics.Timer
     private let reconnects: Counter
     private let reloads: Counter
     private let queueDepth: Gauge
@@ -85,6 +90,7 @@ public final class MetricsRecorder: Sendable {
             })
         runDuration = CoreMetrics.Timer(label: Name.runDuration, factory: factory)
         eventToInserted = CoreMetrics.Timer(label: Name.eventToInserted, factory: factory)
+        eventToApplied = CoreMetrics.Timer(label: Name.eventToApplied, factory: factory)
         reconnects = Counter(label: Name.reconnects, factory: factory)
         reloads = Counter(label: Name.reloads, factory: factory)
         queueDepth = Gauge(label: Name.queueDepth, factory: factory)
@@ -175,7 +181,7 @@ public final class MetricsRecorder: Sendable {
     // MARK: - Runs
 
     /// Records a finished run: its result, its phase timings and, when it inserted a new image
-    /// and an event started it, the time from that event to the insert.
+    /// and an event started it, the time from that event to the insert and to the run's end.
     /// - Parameters:
     ///   - report: the run's report.
     ///   - eventTime: when the event that started the run was received, if one did.
@@ -187,7 +193,8 @@ public final class MetricsRecorder: Sendable {
         for (phase, duration) in report.timings.phases { phases[phase]?.recordNanoseconds(Self.nanoseconds(duration)) }
         runDuration.recordNanoseconds(Self.nanoseconds(report.timings.total))
         if case .applied = report.outcome, let eventTime {
-            eventToInserted.recordNanoseconds(Self.nanoseconds(now - eventTime))
+            eventToInserted.recordNanoseconds(Self.nanoseconds((report.timings.insertedAt ?? now) - eventTime))
+            eventToApplied.recordNanoseconds(Self.nanoseconds(now - eventTime))
         }
         let count = managed.withLock { managed in
             switch report.outcome {

@@ -65,6 +65,44 @@ struct AtomicWriteTests {
         #expect(info.st_mode & 0o7777 == 0o640)
     }
 
+    @Test("written without the flushes, the file is complete under its name; makeDurable flushes it later")
+    func deferredDurability() throws {
+        let directory = try TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let path = directory.path + "/vm1.iso"
+        let image = Fixtures.tenFiles()
+
+        let written = try ISOBuilder().writeImage(image, to: path, mode: 0o640, durable: false)
+
+        #expect(try directory.contents() == ["vm1.iso"], "no temporary file remains")
+        #expect(try status(path).st_mode & 0o7777 == 0o640)
+        let onDisk = try #require(FileManager.default.contents(atPath: path))
+        #expect(onDisk.count == written)
+        #expect(SHA256.hex(Array(onDisk)) == SHA256.hex(try ISOBuilder().makeImage(image)))
+        try ISOBuilder.makeDurable(path)
+        #expect(try directory.contents() == ["vm1.iso"])
+    }
+
+    @Test("makeDurable names a missing file, and never follows a symbolic link")
+    func makeDurableRefusals() throws {
+        let directory = try TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let missing = try #require(throws: ISOBuilderError.self) {
+            try ISOBuilder.makeDurable(directory.path + "/gone.iso")
+        }
+        #expect(missing.code == .systemCall)
+        #expect(missing.systemErrno == ENOENT)
+        #expect(missing.path == directory.path + "/gone.iso")
+
+        let target = directory.path + "/precious"
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: target))
+        try FileManager.default.createSymbolicLink(atPath: directory.path + "/vm1.iso", withDestinationPath: target)
+        let link = try #require(throws: ISOBuilderError.self) {
+            try ISOBuilder.makeDurable(directory.path + "/vm1.iso")
+        }
+        #expect(link.systemErrno == ELOOP)
+    }
+
     @Test("a symbolic link at the destination is refused, and neither it nor its target is touched")
     func symbolicLinkDestination() throws {
         let directory = try TemporaryDirectory()

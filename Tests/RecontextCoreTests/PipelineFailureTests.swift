@@ -1,5 +1,6 @@
 import Foundation
 import RecontextCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -164,6 +165,49 @@ struct PipelineFailureTests {
         #expect(domain.configDrive("sda")?.source == old)
         #expect(harness.store.removalRequests.isEmpty, "the persistent definition still names the old image")
         #expect(await harness.store.exists(path: old))
+        #expect(domain.liveAppliedState == applied)
+    }
+
+    @Test("the new image is flushed to disk after the live insert and before the persistent definition names it")
+    func flushedBetweenInsertAndPersist() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        let seen = Mutex<[(live: String?, config: String?)]>([])
+        harness.store.onFlush { _ in
+            let domain = harness.hypervisor.domain(PipelineHarness.web1.uuid)
+            seen.withLock { $0.append((domain?.liveDrive("sda")?.source, domain?.configDrive("sda")?.source)) }
+        }
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(report.warnings.isEmpty)
+        #expect(harness.store.flushedPaths == [applied.imagePath])
+        let atFlush = seen.withLock { $0 }
+        #expect(atFlush.count == 1)
+        #expect(atFlush.first?.live == applied.imagePath, "the guest has the new image before the flush")
+        #expect(atFlush.first?.config == old, "the persistent definition names it only after the flush")
+        #expect(harness.hypervisor.domain(PipelineHarness.web1.uuid)?.configDrive("sda")?.source == applied.imagePath)
+        #expect(report.timings.phases[.persist] != nil)
+        #expect(report.timings.insertedAt != nil)
+    }
+
+    @Test(
+        "the new image cannot be flushed to disk: the guest keeps it, the persistent definition and the old image stay")
+    func flushFails() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.store.failFlushes(times: nil)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied)
+        #expect(report.warnings.count == 2, "\(report.warnings)")
+        #expect(report.warnings.first?.contains("could not be flushed to disk") == true)
+        #expect(report.warnings.last?.contains("the persistent definition keeps the old one") == true)
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sda")?.source == applied.imagePath)
+        #expect(domain.configDrive("sda")?.source == old)
+        #expect(harness.hypervisor.calls(.changeMedia).filter { $0.scope == .config }.isEmpty)
+        #expect(harness.store.removalRequests.isEmpty, "the persistent definition still names the old image")
         #expect(domain.liveAppliedState == applied)
     }
 

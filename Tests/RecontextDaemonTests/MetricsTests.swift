@@ -52,11 +52,12 @@ struct MetricsTests {
         metrics.recordEvent(Self.event("u1", .trayChange(deviceAlias: "sata0-0-0", .open)))
         metrics.recordEvent(.closed(.endOfFile))
         let start = ContinuousClock.now
-        metrics.recordRun(
-            Self.report(
-                "u1", .applied(Self.applied),
-                phases: [.resolve: .milliseconds(3), .build: .milliseconds(2), .insert: .milliseconds(30)]),
-            eventTime: start, now: start + .milliseconds(40))
+        // Event at `start`, image in the live domain 35 ms later, run over 40 ms after the event.
+        var appliedRun = Self.report(
+            "u1", .applied(Self.applied),
+            phases: [.resolve: .milliseconds(3), .build: .milliseconds(2), .insert: .milliseconds(30)])
+        appliedRun.timings.insertedAt = start + .milliseconds(35)
+        metrics.recordRun(appliedRun, eventTime: start, now: start + .milliseconds(40))
         metrics.recordRun(Self.report("u2", .unchanged(Self.applied), phases: [.resolve: .milliseconds(1)]))
         metrics.recordRun(Self.report("u3", .skipped(.notManaged)))
         metrics.recordRun(Self.report("u4", .failed(phase: .insert, message: "x", transient: false)))
@@ -86,7 +87,9 @@ struct MetricsTests {
                 < 1e-9)
         #expect(samples.value("recontextd_pipeline_run_duration_seconds_count") == 4)
         #expect(samples.value("recontextd_event_to_inserted_seconds_count") == 1)
-        #expect(abs((samples.value("recontextd_event_to_inserted_seconds_sum") ?? 0) - 0.04) < 1e-9)
+        #expect(abs((samples.value("recontextd_event_to_inserted_seconds_sum") ?? 0) - 0.035) < 1e-9)
+        #expect(samples.value("recontextd_event_to_applied_seconds_count") == 1)
+        #expect(abs((samples.value("recontextd_event_to_applied_seconds_sum") ?? 0) - 0.04) < 1e-9)
         #expect(samples.value("recontextd_libvirt_reconnects_total") == 1)
         #expect(samples.value("recontextd_reloads_total") == 1)
         #expect(samples.value("recontextd_queue_depth") == 3)

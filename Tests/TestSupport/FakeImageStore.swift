@@ -42,17 +42,24 @@ public final class FakeImageStore: ImageStore {
         case write(name: String, succeeded: Bool)
         /// A removal of `path` (whether or not it succeeded).
         case remove(path: String, succeeded: Bool)
+        /// A flush to disk of `path` (whether or not it succeeded).
+        case flush(path: String, succeeded: Bool)
 
         public var description: String {
             switch self {
             case .write(let name, let ok): "write \(name)" + (ok ? "" : " !failed")
             case .remove(let path, let ok): "remove \(path)" + (ok ? "" : " !failed")
+            case .flush(let path, let ok): "flush \(path)" + (ok ? "" : " !failed")
             }
         }
     }
 
+    private enum Operation: Sendable {
+        case write, remove, flush
+    }
+
     private struct Failure: Sendable {
-        var isWrite: Bool
+        var operation: Operation
         var transient: Bool
         var remaining: Int?
     }
@@ -63,6 +70,7 @@ public final class FakeImageStore: ImageStore {
         var failures: [Failure] = []
         var now: Date = Date(timeIntervalSince1970: 1_764_000_000)
         var onRemove: (@Sendable (String) -> Void)?
+        var onFlush: (@Sendable (String) -> Void)?
     }
 
     /// The directory, without a trailing slash.
@@ -90,12 +98,17 @@ public final class FakeImageStore: ImageStore {
 
     /// Makes the next `times` writes (`nil`: all) fail; transient like a full disk, or permanent.
     public func failWrites(times: Int? = 1, transient: Bool = true) {
-        state.withLock { $0.failures.append(Failure(isWrite: true, transient: transient, remaining: times)) }
+        state.withLock { $0.failures.append(Failure(operation: .write, transient: transient, remaining: times)) }
     }
 
     /// Makes the next `times` removals (`nil`: all) fail.
     public func failRemovals(times: Int? = 1, transient: Bool = false) {
-        state.withLock { $0.failures.append(Failure(isWrite: false, transient: transient, remaining: times)) }
+        state.withLock { $0.failures.append(Failure(operation: .remove, transient: transient, remaining: times)) }
+    }
+
+    /// Makes the next `times` flushes to disk (`nil`: all) fail, like an I/O error.
+    public func failFlushes(times: Int? = 1, transient: Bool = true) {
+        state.withLock { $0.failures.append(Failure(operation: .flush, transient: transient, remaining: times)) }
     }
 
     /// Sets the modification time given to later writes.
@@ -106,6 +119,11 @@ public final class FakeImageStore: ImageStore {
     /// Calls `hook` with the path of each removal, before the file goes.
     public func onRemove(_ hook: @escaping @Sendable (String) -> Void) {
         state.withLock { $0.onRemove = hook }
+    }
+
+    /// Calls `hook` with the path of each flush to disk, before it happens.
+    public func onFlush(_ hook: @escaping @Sendable (String) -> Void) {
+        state.withLock { $0.onFlush = hook }
     }
 
     // MARK: - Inspecting
@@ -141,7 +159,7 @@ public final class FakeImageStore: ImageStore {
     {
         let path = directory + "/" + name
         try state.withLock { state throws(ImageStoreError) in
-            if let error = Self.consumeFailure(write: true, path: path, in: &state) {
+            if let error = Self.consumeFailure(.write, path: path, in: &state) {
                 state.events.append(.write(name: name, succeeded: false))
                 throw error
             }
@@ -159,7 +177,7 @@ public final class FakeImageStore: ImageStore {
         let hook = state.withLock { $0.onRemove }
         hook?(path)
         try state.withLock { state throws(ImageStoreError) in
-            if let error = Self.consumeFailure(write: false, path: path, in: &state) {
+            if let error = Self.consumeFailure(.remove, path: path, in: &state) {
                 state.events.append(.remove(path: path, succeeded: false))
                 throw error
             }
@@ -170,6 +188,27 @@ public final class FakeImageStore: ImageStore {
             state.images.removeValue(forKey: path)
             state.events.append(.remove(path: path, succeeded: true))
         }
+    }
+
+    public func makeDurable(path: String) async throws(ImageStoreError) {
+        let hook = state.withLock { $0.onFlush }
+        hook?(path)
+        try state.withLock { state throws(ImageStoreError) in
+            if let error = Self.consumeFailure(.flush, path: path, in: &state) {
+                state.events.append(.flush(path: path, succeeded: false))
+                throw error
+            }
+            guard state.images[path] != nil else {
+                state.events.append(.flush(path: path, succeeded: false))
+                throw ImageStoreError("cannot flush \(path) to disk: No such file or directory", isTransient: false)
+            }
+            state.events.append(.flush(path: path, succeeded: true))
+        }
+    }
+
+    /// The paths flushed to disk successfully, in order.
+    public var flushedPaths: [String] {
+        events.compactMap { if case .flush(let path, true) = $0 { path } else { nil } }
     }
 
     public func exists(path: String) async -> Bool {
@@ -195,8 +234,9 @@ public final class FakeImageStore: ImageStore {
         return name.isEmpty || name.contains("/") || name == "." || name == ".." ? nil : name
     }
 
-    private static func consumeFailure(write: Bool, path: String, in state: inout State) -> ImageStoreError? {
-        guard let index = state.failures.firstIndex(where: { $0.isWrite == write }) else { return nil }
+    private static func consumeFailure(_ operation: Operation, path: String, in state: inout State) -> ImageStoreError?
+    {
+        guard let index = state.failures.firstIndex(where: { $0.operation == operation }) else { return nil }
         let failure = state.failures[index]
         if let remaining = failure.remaining {
             if remaining <= 1 {
@@ -205,7 +245,15 @@ public final class FakeImageStore: ImageStore {
                 state.failures[index].remaining = remaining - 1
             }
         }
-        let cause = failure.transient ? "No space left on device" : "Image too large"
-        return ImageStoreError("cannot \(write ? "build" : "remove") \(path): \(cause)", isTransient: failure.transient)
+        let verb =
+            switch operation {
+            case .write: "build"
+            case .remove: "remove"
+            case .flush: "flush"
+            }
+        let cause =
+            operation == .flush
+            ? "Input/output error" : failure.transient ? "No space left on device" : "Image too large"
+        return ImageStoreError("cannot \(verb) \(path): \(cause)", isTransient: failure.transient)
     }
 }

@@ -8,11 +8,15 @@ import ISOBuilder
 /// Benchmark 1: building an image in process against `genisoimage -R -J` and
 /// `xorriso -as mkisofs -R -J` as subprocesses, counted the same way: inputs in, image file out.
 ///
-/// - in process: `ISOBuilder.writeImage` from memory to a file (temporary name, fsync, rename);
-/// - subprocesses: write the input files into a fresh temporary directory, run the tool (spawned
-///   with `posix_spawn`, the cheapest way to start it), then open, fsync and read the image.
-/// Runs are interleaved (each round runs every tool once, in a rotating order), so drift in the
-/// machine's load hits all three alike.
+/// At two levels of durability, each counted the same way for the in-process build and the tool:
+/// - *image file out* (what the tools do, and what the daemon does before the live insert):
+///   in process, `ISOBuilder.writeImage(durable: false)` from memory to a temporary name renamed
+///   into place; a tool: write the input files into a fresh directory, spawn it (`posix_spawn`, the
+///   cheapest way to start it), wait for it;
+/// - *flushed to disk* (what the daemon does before the persistent definition names the image):
+///   the same, then `fsync` of the image and of its directory, for both.
+/// Runs are interleaved (each round runs every way once, in a rotating order), so drift in the
+/// machine's load hits all alike.
 enum ImageBenchmark {
     struct Case {
         var name: String
@@ -53,27 +57,13 @@ enum ImageBenchmark {
 
     // MARK: - The three ways
 
-    static func inProcess(_ testCase: Case, output: String) throws {
+    static func inProcess(_ testCase: Case, output: String, durable: Bool) throws {
         var image = ISOImage(volumeID: "cidata", entries: [])
         for file in testCase.files { image.addFile(at: file.path, contents: file.bytes) }
-        _ = try ISOBuilder().writeImage(image, to: output, mode: 0o644)
+        _ = try ISOBuilder().writeImage(image, to: output, mode: 0o644, durable: durable)
     }
 
-    /// In process, with exactly the subprocesses' file work: the image built in memory, then written
-    /// straight to its final name and `fsync`ed (no temporary name, rename or directory `fsync`).
-    /// It isolates what the daemon's atomic, durable write costs on top.
-    static func inProcessPlainFile(_ testCase: Case, output: String) throws {
-        var image = ISOImage(volumeID: "cidata", entries: [])
-        for file in testCase.files { image.addFile(at: file.path, contents: file.bytes) }
-        let bytes = try ISOBuilder().makeImage(image)
-        let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BenchError("open \(output): errno \(errno)") }
-        defer { close(fd) }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(fd) == 0 else { throw BenchError("write \(output): errno \(errno)") }
-    }
-
-    static func subprocess(_ tool: [String], _ testCase: Case, work: String, output: String) throws {
+    static func subprocess(_ tool: [String], _ testCase: Case, work: String, output: String, durable: Bool) throws {
         let input = work + "/in"
         // Inputs in: the files as a tool needs them, in a directory.
         try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: true)
@@ -90,13 +80,8 @@ enum ImageBenchmark {
         }
         let status = try spawnAndWait(tool + ["-R", "-J", "-V", "cidata", "-o", output, input])
         guard status == 0 else { throw BenchError("\(tool[0]) exited with \(status)") }
-        // Image file out: durable and read back (as a caller that attaches or ships it would).
-        let fd = open(output, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BenchError("open \(output): errno \(errno)") }
-        fsync(fd)
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
-        close(fd)
+        // Flushed to disk: the image and its directory, as the daemon's ISOBuilder.makeDurable does.
+        if durable { try ISOBuilder.makeDurable(output) }
     }
 
     /// `posix_spawn`s `arguments` with standard streams on /dev/null; returns the exit status.
@@ -119,34 +104,43 @@ enum ImageBenchmark {
 
     // MARK: - Run
 
+    /// One way of building: in process (`tool == nil`) or a tool's command line; flushed or not.
+    struct Way {
+        var name: String
+        var tool: [String]?
+        var durable: Bool
+    }
+
+    static let ways = [
+        Way(name: "in-process", tool: nil, durable: false),
+        Way(name: "genisoimage", tool: ["genisoimage"], durable: false),
+        Way(name: "xorriso", tool: ["xorriso", "-as", "mkisofs"], durable: false),
+        Way(name: "in-process-durable", tool: nil, durable: true),
+        Way(name: "genisoimage-durable", tool: ["genisoimage"], durable: true),
+    ]
+
     static func run(runs: Int, directory: String) throws -> [String: Any] {
-        let tools: [(String, [String]?)] = [
-            ("in-process", nil),
-            ("in-process-plain-file", []),
-            ("genisoimage", ["genisoimage"]),
-            ("xorriso", ["xorriso", "-as", "mkisofs"]),
-        ]
         var results: [[String: Any]] = []
         for testCase in cases {
             var samples: [String: [Double]] = [:]
             var imageBytes: [String: Int] = [:]
-            // Warm-up: one of each (page cache, dynamic loader).
+            // Warm-up: two rounds (page cache, dynamic loader).
             for round in -2..<runs {
-                for offset in 0..<tools.count {
-                    let (name, tool) = tools[(offset + max(round, 0)) % tools.count]
-                    let work = directory + "/\(name)-\(round)"
+                for offset in 0..<ways.count {
+                    let way = ways[(offset + max(round, 0)) % ways.count]
+                    let work = directory + "/\(way.name)-\(round)"
                     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
                     let output = work + "/image.iso"
                     let ms = try timeMS {
-                        switch tool {
-                        case nil: try inProcess(testCase, output: output)
-                        case let tool? where tool.isEmpty: try inProcessPlainFile(testCase, output: output)
-                        case let tool?: try subprocess(tool, testCase, work: work, output: output)
+                        if let tool = way.tool {
+                            try subprocess(tool, testCase, work: work, output: output, durable: way.durable)
+                        } else {
+                            try inProcess(testCase, output: output, durable: way.durable)
                         }
                     }
-                    if round >= 0 { samples[name, default: []].append(ms) }
+                    if round >= 0 { samples[way.name, default: []].append(ms) }
                     var info = stat()
-                    if stat(output, &info) == 0 { imageBytes[name] = Int(info.st_size) }
+                    if stat(output, &info) == 0 { imageBytes[way.name] = Int(info.st_size) }
                     try FileManager.default.removeItem(atPath: work)
                 }
             }
@@ -154,25 +148,27 @@ enum ImageBenchmark {
                 "case": testCase.name, "files": testCase.files.count, "input_bytes": testCase.totalBytes, "runs": runs,
             ]
             var summaries: [String: Summary] = [:]
-            for (name, _) in tools {
-                let summary = Summary(samples[name]!)
-                summaries[name] = summary
-                entry[name] = summary.json.merging(["image_bytes": imageBytes[name] ?? 0, "samples": samples[name]!]) {
-                    a, _ in a
-                }
+            for way in ways {
+                let summary = Summary(samples[way.name]!)
+                summaries[way.name] = summary
+                entry[way.name] = summary.json.merging([
+                    "image_bytes": imageBytes[way.name] ?? 0, "samples": samples[way.name]!,
+                ]) { a, _ in a }
             }
-            let base = summaries["in-process"]!
-            entry["ratio_genisoimage_over_in_process"] = summaries["genisoimage"]!.median / base.median
-            entry["ratio_xorriso_over_in_process"] = summaries["xorriso"]!.median / base.median
-            entry["ratio_p99_genisoimage_over_in_process"] = summaries["genisoimage"]!.p99 / base.p99
-            entry["ratio_p99_xorriso_over_in_process"] = summaries["xorriso"]!.p99 / base.p99
-            entry["ratio_genisoimage_over_in_process_plain_file"] =
-                summaries["genisoimage"]!.median / summaries["in-process-plain-file"]!.median
-            entry["ratio_xorriso_over_genisoimage"] = summaries["xorriso"]!.median / summaries["genisoimage"]!.median
+            func ratio(_ over: String, _ base: String, _ key: KeyPath<Summary, Double> = \.median) -> Double {
+                summaries[over]![keyPath: key] / summaries[base]![keyPath: key]
+            }
+            entry["ratio_genisoimage_over_in_process"] = ratio("genisoimage", "in-process")
+            entry["ratio_xorriso_over_in_process"] = ratio("xorriso", "in-process")
+            entry["ratio_p99_genisoimage_over_in_process"] = ratio("genisoimage", "in-process", \.p99)
+            entry["ratio_p99_xorriso_over_in_process"] = ratio("xorriso", "in-process", \.p99)
+            entry["ratio_genisoimage_over_in_process_durable"] = ratio("genisoimage-durable", "in-process-durable")
+            entry["ratio_xorriso_over_genisoimage"] = ratio("xorriso", "genisoimage")
+            let median = { (name: String) in String(format: "%.2f", summaries[name]!.median) }
             note(
-                "\(testCase.name): in process \(String(format: "%.2f", base.median)) ms, genisoimage "
-                    + "\(String(format: "%.2f", summaries["genisoimage"]!.median)) ms, xorriso \(String(format: "%.2f", summaries["xorriso"]!.median)) ms"
-            )
+                "\(testCase.name): in process \(median("in-process")) ms (flushed \(median("in-process-durable"))), "
+                    + "genisoimage \(median("genisoimage")) ms (flushed \(median("genisoimage-durable"))), "
+                    + "xorriso \(median("xorriso")) ms")
             results.append(entry)
         }
         return ["cases": results, "directory": directory]

@@ -243,10 +243,11 @@ private final class Run {
             let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
             // The record lags behind the drive: a previous run stopped after the live change (the
             // daemon was killed, or the config update failed). Make the persistent definition name
-            // the attached image too, or it keeps the older one (and the next start would use it).
-            if scope.contains(.config) {
+            // the attached image too, or it keeps the older one (and the next start would use it);
+            // flushed to disk first, as that run may have stopped before it did.
+            if scope.contains(.config), await makeDurable(oldSource) {
                 do {
-                    try await timed(.insert) { () async throws(HypervisorError) in
+                    try await timed(.persist) { () async throws(HypervisorError) in
                         try await retrying("change media (config)") { () async throws(HypervisorError) in
                             try await hypervisor.changeMedia(
                                 of: snapshot.identity, drive: drive, to: oldSource, scope: .config)
@@ -257,7 +258,7 @@ private final class Run {
                 }
             }
             do {
-                try await timed(.insert) { () async throws(HypervisorError) in
+                try await timed(.record) { () async throws(HypervisorError) in
                     try await retrying("record applied state") { () async throws(HypervisorError) in
                         try await hypervisor.setAppliedMetadata(
                             AppliedMetadata.serialize(recorded), of: snapshot.identity, scope: scope)
@@ -334,13 +335,21 @@ private final class Run {
             return report(.failed(phase: .insert, message: "\(error)", transient: error.isTransient))
         }
         drive.source = newPath
+        timings.insertedAt = clock.now
 
         // The persistent definition must name the new image too, or the next start (or the
-        // destination of a persistent migration) would look for the old one.
+        // destination of a persistent migration) would look for the old one. The image went in
+        // before it was flushed to disk (QEMU reads it through the page cache either way, and the
+        // flush would only delay the guest); it is flushed now, before anything that outlives a
+        // power loss names it. If it cannot be, the persistent definition keeps the old image.
+        let durable = await makeDurable(newPath)
         var oldStillReferenced = false
-        if scope.contains(.config) {
+        if scope.contains(.config), !durable {
+            oldStillReferenced = true
+            warnings.append("the new image is attached, but the persistent definition keeps the old one")
+        } else if scope.contains(.config) {
             do {
-                try await timed(.insert) { () async throws(HypervisorError) in
+                try await timed(.persist) { () async throws(HypervisorError) in
                     try await retrying("change media (config)") { () async throws(HypervisorError) in
                         try await hypervisor.changeMedia(
                             of: snapshot.identity, drive: drive, to: newPath, scope: .config)
@@ -358,7 +367,7 @@ private final class Run {
             generation: generation, contentHash: desired.context.contentHash, host: settings.host.name, time: Date(),
             imagePath: newPath, format: desired.context.format)
         do {
-            try await timed(.insert) { () async throws(HypervisorError) in
+            try await timed(.record) { () async throws(HypervisorError) in
                 try await retrying("record applied state") { () async throws(HypervisorError) in
                     try await hypervisor.setAppliedMetadata(
                         AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
@@ -377,6 +386,20 @@ private final class Run {
             }
         }
         return report(.applied(applied))
+    }
+
+    /// Flushes `path` to disk (timed as part of `persist`); on failure adds a warning and returns
+    /// `false`: then nothing that outlives a power loss may name the image.
+    func makeDurable(_ path: String) async -> Bool {
+        do {
+            try await timed(.persist) { () async throws(ImageStoreError) in
+                try await pipeline.images.makeDurable(path: path)
+            }
+            return true
+        } catch {
+            warnings.append("\(path) could not be flushed to disk: \(error)")
+            return false
+        }
     }
 
     /// Whether `path` is one of this domain's images in our directory.

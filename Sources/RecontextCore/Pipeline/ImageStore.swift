@@ -8,9 +8,16 @@ public protocol ImageStore: Sendable {
     var directory: String { get }
 
     /// Builds the image of `context` plus `record` and writes it atomically at `name` in the
-    /// directory (temporary name, fsync, rename). Returns the full path.
+    /// directory (temporary name, rename): complete when it appears under its name, readable by
+    /// QEMU from then on, but not yet flushed to disk: see ``makeDurable(path:)``. Returns the full path.
     /// - Throws: ``ImageStoreError`` when it cannot be built or written (disk full, too large).
     func write(_ context: RenderedContext, record: RenderedFile, name: String) async throws(ImageStoreError) -> String
+
+    /// Flushes an image (and the directory entry naming it) to disk, so that it survives a power
+    /// loss. The pipeline calls it after the live insert and before the persistent definition
+    /// names the image: the flush stays off the path from event to inserted image.
+    /// - Throws: ``ImageStoreError`` when the flush fails (the image is then not to be persisted).
+    func makeDurable(path: String) async throws(ImageStoreError)
 
     /// Removes an image (never follows symlinks; a missing file is not an error).
     func remove(path: String) async throws(ImageStoreError)

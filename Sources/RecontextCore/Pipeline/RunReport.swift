@@ -1,4 +1,5 @@
-/// The four phases of a pipeline run.
+/// The phases of a pipeline run: the four of the swap (resolve, eject, build, insert), then the
+/// bookkeeping after the new image is in (persist, record).
 public enum Phase: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// Look the domain up, read its metadata and drives, render the desired content.
     case resolve
@@ -6,8 +7,13 @@ public enum Phase: String, Sendable, Hashable, CaseIterable, CustomStringConvert
     case eject
     /// Build the new image (in process) and write it atomically.
     case build
-    /// Insert the new media, or attach the new drive; record the applied state.
+    /// Insert the new media, or attach the new drive (the live domain).
     case insert
+    /// Flush the new image to disk, then make the persistent definition name it (libvirt rewrites
+    /// the domain's XML file).
+    case persist
+    /// Record the applied state in the domain's metadata.
+    case record
 
     public var description: String { rawValue }
 }
@@ -18,6 +24,8 @@ public struct PhaseTimings: Sendable, Hashable {
     public var phases: [Phase: Duration] = [:]
     /// From the start of the run to its end.
     public var total: Duration = .zero
+    /// When the new image was in the live domain (the end of a successful insert), if it was.
+    public var insertedAt: ContinuousClock.Instant?
 
     /// Creates empty timings.
     public init() {}
