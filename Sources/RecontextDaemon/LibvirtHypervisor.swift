@@ -80,6 +80,12 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         }
     }
 
+    public func persistentDrives(of domain: DomainIdentity) async throws(HypervisorError) -> [ContextDrive] {
+        try await withConnection("read the persistent definition") { connection throws(VirtError) in
+            try connection.domain(uuid: domain.uuid).cdroms(inactive: true).map(ContextDrive.init)
+        }
+    }
+
     public func activeDomains() async throws(HypervisorError) -> [DomainIdentity] {
         try await withConnection("list domains") { connection throws(VirtError) in
             try connection.listDomains(.active).map { DomainIdentity(name: $0.name, uuid: $0.uuid) }

@@ -211,6 +211,23 @@ struct PipelineFailureTests {
         #expect(domain.liveAppliedState == applied)
     }
 
+    @Test(
+        "the domain leaves this host right after the live insert: applied, one warning saying so, no record, the old image kept"
+    )
+    func leftAfterInsert() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage()
+        harness.hypervisor.fail(.changeMedia, scope: .config, kind: .noDomain, vanishes: true)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied, "\(report.outcome)")
+        #expect(report.warnings.count == 1, "\(report.warnings)")
+        #expect(report.warnings.first?.contains("left this host right after the new image went in") == true)
+        #expect(harness.hypervisor.calls(.setAppliedMetadata).isEmpty, "nothing left to record it on")
+        #expect(harness.store.removalRequests.isEmpty, "the definition it took along may still name \(old)")
+        #expect(harness.store.flushedPaths == [applied.imagePath])
+    }
+
     @Test("recording the applied state fails: a warning, the run is still applied")
     func appliedMetadataFails() async throws {
         let harness = PipelineHarness()

@@ -185,7 +185,8 @@ struct PipelineTests {
 
         let second = await harness.run(trigger: .migratedIn)
         #expect(second.outcome == .unchanged(first))
-        #expect(harness.hypervisor.calls.map(\.operation) == [.snapshot])
+        // A persistent domain: its persistent definition is read too (it must name the same image).
+        #expect(harness.hypervisor.calls.map(\.operation) == [.snapshot, .persistentDrives])
         #expect(harness.store.writtenNames.count == 1)
         #expect(harness.store.removalRequests.isEmpty)
     }

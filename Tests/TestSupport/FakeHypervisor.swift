@@ -21,8 +21,8 @@ public final class FakeHypervisor: Hypervisor {
 
     /// The operations of ``Hypervisor``.
     public enum Operation: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-        case snapshot, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata, referencedSources,
-            knownDomains
+        case snapshot, persistentDrives, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata,
+            referencedSources, knownDomains
         public var description: String { rawValue }
     }
 
@@ -289,6 +289,13 @@ public final class FakeHypervisor: Hypervisor {
                 identity: domain.identity, state: domain.state, isPersistent: domain.isPersistent,
                 drives: domain.liveDrives,
                 contextMetadata: domain.contextMetadata, appliedMetadata: domain.liveApplied)
+        }
+    }
+
+    public func persistentDrives(of domain: DomainIdentity) async throws(HypervisorError) -> [ContextDrive] {
+        try await perform(Call(operation: .persistentDrives, uuid: domain.uuid)) { state throws(HypervisorError) in
+            let current = try Self.existing(domain.uuid, in: state, operation: "persistentDrives")
+            return current.isPersistent ? current.configDrives : []
         }
     }
 

@@ -234,7 +234,8 @@ private final class Run {
                 generation: attached.generation, contentHash: desired.context.contentHash, host: settings.host.name,
                 time: desired.applied?.time ?? Date(), imagePath: oldSource, format: desired.context.format)
             if let applied = desired.applied, applied.contentHash == current.contentHash, applied.host == current.host,
-                applied.imagePath == current.imagePath, applied.generation == current.generation
+                applied.imagePath == current.imagePath, applied.generation == current.generation,
+                await persistentDefinitionNames(oldSource, drive: drive, snapshot: snapshot)
             {
                 return report(.unchanged(applied))
             }
@@ -344,6 +345,7 @@ private final class Run {
         // power loss names it. If it cannot be, the persistent definition keeps the old image.
         let durable = await makeDurable(newPath)
         var oldStillReferenced = false
+        var left = false
         if scope.contains(.config), !durable {
             oldStillReferenced = true
             warnings.append("the new image is attached, but the persistent definition keeps the old one")
@@ -355,6 +357,8 @@ private final class Run {
                             of: snapshot.identity, drive: drive, to: newPath, scope: .config)
                     }
                 }
+            } catch  where error.isGone {
+                left = true
             } catch {
                 oldStillReferenced = true
                 warnings.append(
@@ -366,15 +370,28 @@ private final class Run {
         let applied = AppliedState(
             generation: generation, contentHash: desired.context.contentHash, host: settings.host.name, time: Date(),
             imagePath: newPath, format: desired.context.format)
-        do {
-            try await timed(.record) { () async throws(HypervisorError) in
-                try await retrying("record applied state") { () async throws(HypervisorError) in
-                    try await hypervisor.setAppliedMetadata(
-                        AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
+        if !left {
+            do {
+                try await timed(.record) { () async throws(HypervisorError) in
+                    try await retrying("record applied state") { () async throws(HypervisorError) in
+                        try await hypervisor.setAppliedMetadata(
+                            AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
+                    }
                 }
+            } catch  where error.isGone {
+                left = true
+            } catch {
+                warnings.append("the new image is attached but the applied state could not be recorded: \(error)")
             }
-        } catch {
-            warnings.append("the new image is attached but the applied state could not be recorded: \(error)")
+        }
+        if left {
+            // Migrated away (or undefined) between the live insert and the bookkeeping. Its new
+            // host runs its own pipeline; the old image may still be named by the definition it
+            // took along, so it is left to image collection, which knows what is referenced.
+            warnings.append(
+                "the domain left this host right after the new image went in (migrated away or undefined): "
+                    + "its persistent definition and applied state were not written here")
+            return report(.applied(applied))
         }
 
         // MARK: remove the old image
@@ -386,6 +403,26 @@ private final class Run {
             }
         }
         return report(.applied(applied))
+    }
+
+    /// Whether the persistent definition of a persistent domain names `source` in `drive` (always
+    /// true for a transient one). An attached image with a matching applied record is not enough: a
+    /// run during an incoming migration sees the domain as transient (libvirt makes it persistent
+    /// only at the migration's end) and changes only the live definition, so the persistent one
+    /// may still name the source host's image. `false` when it cannot be read (the caller then
+    /// rewrites it, and warns if that fails too).
+    func persistentDefinitionNames(_ source: String, drive: ContextDrive, snapshot: DomainSnapshot) async -> Bool {
+        guard snapshot.isPersistent else { return true }
+        do {
+            let drives = try await timed(.resolve) { () async throws(HypervisorError) in
+                try await retrying("read the persistent definition") { () async throws(HypervisorError) in
+                    try await hypervisor.persistentDrives(of: snapshot.identity)
+                }
+            }
+            return drives.first { $0.target == drive.target }?.source == source
+        } catch {
+            return false
+        }
     }
 
     /// Flushes `path` to disk (timed as part of `persist`); on failure adds a warning and returns

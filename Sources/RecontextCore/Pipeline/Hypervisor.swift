@@ -7,6 +7,10 @@ public protocol Hypervisor: Sendable {
     /// - Throws: ``HypervisorError``; ``HypervisorError/isGone`` when the domain does not exist.
     func snapshot(of uuid: String) async throws(HypervisorError) -> DomainSnapshot
 
+    /// The CD-ROM drives of a domain's persistent definition (the live ones are in ``snapshot(of:)``).
+    /// - Throws: ``HypervisorError``; ``HypervisorError/isGone`` when the domain does not exist.
+    func persistentDrives(of domain: DomainIdentity) async throws(HypervisorError) -> [ContextDrive]
+
     /// The running and paused domains on this host.
     func activeDomains() async throws(HypervisorError) -> [DomainIdentity]
 
