@@ -54,22 +54,25 @@ extension Connection {
                 unsafeBitCast(diskChangeCallback, to: virConnectDomainEventGenericCallback.self)
             ),
         ]
-        var callbackIDs: [Int32] = []
-        for (eventID, callback) in registrations {
-            // Each registration owns one retain of the subscription, released by libvirt's free
-            // callback when the registration is removed (not when registration fails).
-            let opaque = Unmanaged.passRetained(subscription).toOpaque()
-            virResetLastError()
-            let id = virConnectDomainEventRegisterAny(handle, nil, eventID, callback, opaque, releaseSubscription)
-            if id < 0 {
-                let error = LibvirtCall.lastError(operation: "virConnectDomainEventRegisterAny(\(eventID))")
-                Unmanaged<EventSubscription>.fromOpaque(opaque).release()
-                deregister(callbackIDs)
-                throw error
+        let callbackIDs = try withHandle("virConnectDomainEventRegisterAny") { handle throws(VirtError) in
+            var callbackIDs: [Int32] = []
+            for (eventID, callback) in registrations {
+                // Each registration owns one retain of the subscription, released by libvirt's free
+                // callback when the registration is removed (not when registration fails).
+                let opaque = Unmanaged.passRetained(subscription).toOpaque()
+                virResetLastError()
+                let id = virConnectDomainEventRegisterAny(handle, nil, eventID, callback, opaque, releaseSubscription)
+                if id < 0 {
+                    let error = LibvirtCall.lastError(operation: "virConnectDomainEventRegisterAny(\(eventID))")
+                    Unmanaged<EventSubscription>.fromOpaque(opaque).release()
+                    Self.deregister(callbackIDs, handle: handle)
+                    throw error
+                }
+                callbackIDs.append(id)
             }
-            callbackIDs.append(id)
+            return callbackIDs
         }
-        let closeToken = addCloseSubscriber { reason in
+        let (closeToken, alreadyClosed) = addCloseSubscriber { reason in
             continuation.yield(.closed(reason))
             continuation.finish()
         }
@@ -80,18 +83,22 @@ extension Connection {
             // there could need an RPC, so it is done on another thread.
             DispatchQueue.global().async { self.deregister(ids) }
         }
-        if closeToken == nil {
-            continuation.yield(.closed(.client))
+        if let alreadyClosed {
+            continuation.yield(.closed(alreadyClosed))
             continuation.finish()
         }
         return DomainEventStream(stream: stream)
     }
 
+    /// Deregisters `ids` unless the connection is closed; holds its own reference meanwhile, so
+    /// ``close()`` neither waits for these RPCs nor frees the handle under them.
     private func deregister(_ ids: [Int32]) {
-        ifOpen { handle in
-            for id in ids where virConnectDomainEventDeregisterAny(handle, id) < 0 {
-                virResetLastError()
-            }
+        ifOpen { handle in Self.deregister(ids, handle: handle) }
+    }
+
+    private static func deregister(_ ids: [Int32], handle: OpaquePointer) {
+        for id in ids where virConnectDomainEventDeregisterAny(handle, id) < 0 {
+            virResetLastError()
         }
     }
 }

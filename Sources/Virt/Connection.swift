@@ -13,10 +13,16 @@ import Synchronization
 /// libvirt connections may be used from several threads at once (libvirt serialises internally),
 /// which is why this class is `@unchecked Sendable`: its only mutable state is behind a `Mutex`.
 ///
+/// Every call takes a libvirt reference on the handle for its duration (``withHandle(_:_:)``), so
+/// ``close()`` never frees the handle under a call running on another thread, and never waits
+/// for one: libvirt closes the connection for real when the last call in flight returns. After
+/// ``close()`` every method fails at once with a transient ``VirtError`` (code
+/// ``VirtError/Code/invalidConnection``) without touching the handle.
+///
 /// - Important: Every method makes a blocking call (an RPC for remote drivers). Callers in async
 ///   code run them off the cooperative thread pool.
 public final class Connection: @unchecked Sendable {
-    let handle: OpaquePointer
+    private let handle: OpaquePointer
     /// The URI the connection was opened with.
     public let uri: String
     /// Whether the connection was opened read-only.
@@ -24,14 +30,15 @@ public final class Connection: @unchecked Sendable {
 
     struct CloseState {
         var closed = false
+        /// Why libvirt reported the connection closed (the daemon went away), if it did.
+        var lostReason: CloseReason?
         var nextSubscriber: UInt64 = 0
         var subscribers: [UInt64: @Sendable (CloseReason) -> Void] = [:]
         var closeCallbackRegistered = false
     }
+    /// Never held across a libvirt call that can block: only `virConnectRef` (an atomic
+    /// increment) runs under it. The close callback takes it on the event-loop thread.
     let closeState = Mutex(CloseState())
-    /// Serialises closing with deregistrations from other threads (see ``ifOpen(_:)``). Separate
-    /// from `closeState`, which the close callback takes on the event-loop thread.
-    let handleLock = Mutex(())
 
     private init(handle: OpaquePointer, uri: String, readOnly: Bool) {
         self.handle = handle
@@ -66,65 +73,87 @@ public final class Connection: @unchecked Sendable {
         close()
     }
 
-    /// Closes the connection. Safe to call more than once.
+    /// Closes the connection. Safe to call more than once, from any thread, while other threads
+    /// are in calls on it.
     ///
-    /// Deregisters the close callback first (else libvirt never frees its context), then
-    /// `virConnectClose`. Event streams of this connection finish.
+    /// Deregisters the close callback first (else libvirt never frees its context), then drops
+    /// this object's reference with `virConnectClose`. Calls still in flight on other threads
+    /// hold their own references; the last of them to return closes the connection for real.
+    /// Nothing here waits for an RPC. Event streams of this connection finish.
     public func close() {
-        // Under `handleLock`: a deregistration running on another thread (a finished event
-        // stream) must never use the handle while, or after, it is closed.
-        let subscribers: [@Sendable (CloseReason) -> Void] = handleLock.withLock { _ in
-            let (wasClosed, subscribers, hadCallback) = closeState.withLock { state in
-                defer {
-                    state.closed = true
-                    state.subscribers = [:]
-                    state.closeCallbackRegistered = false
-                }
-                return (state.closed, Array(state.subscribers.values), state.closeCallbackRegistered)
+        let (wasClosed, subscribers, hadCallback) = closeState.withLock { state in
+            defer {
+                state.closed = true
+                state.subscribers = [:]
+                state.closeCallbackRegistered = false
             }
-            guard !wasClosed else { return [] }
-            if hadCallback {
-                if virConnectUnregisterCloseCallback(handle, connectionClosedCallback) < 0 { virResetLastError() }
-            }
-            virConnectClose(handle)
-            return subscribers
+            return (state.closed, Array(state.subscribers.values), state.closeCallbackRegistered)
         }
+        guard !wasClosed else { return }
+        if hadCallback {
+            // No RPC: it waits at most for a close callback running on the event-loop thread,
+            // which only copies values and yields (see connectionDidClose).
+            if virConnectUnregisterCloseCallback(handle, connectionClosedCallback) < 0 { virResetLastError() }
+        }
+        virConnectClose(handle)
         for subscriber in subscribers { subscriber(.client) }
     }
 
-    /// Runs `body` with the handle unless the connection is closed; ``close()`` waits for it.
+    /// Runs `body` with the handle, holding a libvirt reference on it for the call; fails with
+    /// ``VirtError/Code/invalidConnection`` once ``close()`` has run, without touching the handle.
+    ///
+    /// libvirt's API calls do not reference the connection themselves: without this, a
+    /// ``close()`` on another thread could free it under a call in flight. Seen here (issue 6):
+    /// calls then never returned, stuck in `virNetClientSendWithReply` (`virCondWait`).
+    /// The corresponding C functions are `virConnectRef` and `virConnectClose`.
+    func withHandle<T>(_ operation: String, _ body: (OpaquePointer) throws(VirtError) -> T) throws(VirtError) -> T {
+        let open = closeState.withLock { state in
+            guard !state.closed else { return false }
+            virConnectRef(handle) // an atomic increment; never blocks
+            return true
+        }
+        guard open else {
+            throw VirtError(
+                code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
+        }
+        defer { virConnectClose(handle) } // drops the call's reference; the last one closes
+        return try body(handle)
+    }
+
+    /// Runs `body` with the handle unless the connection is closed (see ``withHandle(_:_:)``).
     ///
     /// For work started outside the caller's control (a finished event stream deregistering on
     /// another thread), which could otherwise race with ``close()`` and use a freed handle.
+    /// ``close()`` does not wait for it.
     func ifOpen(_ body: (OpaquePointer) -> Void) {
-        handleLock.withLock { _ in
-            guard !closeState.withLock({ $0.closed }) else { return }
-            body(handle)
-        }
+        try? withHandle("deregister") { handle in body(handle) }
     }
 
     /// True when the connection is open and the daemon answers.
     ///
     /// The corresponding C function is `virConnectIsAlive`.
     public var isAlive: Bool {
-        guard !closeState.withLock({ $0.closed }) else { return false }
-        return virConnectIsAlive(handle) == 1
+        (try? withHandle("virConnectIsAlive") { handle in virConnectIsAlive(handle) == 1 }) ?? false
     }
 
     /// The hostname of the machine the driver runs on.
     ///
     /// The corresponding C function is `virConnectGetHostname`.
     public func hostname() throws(VirtError) -> String {
-        try LibvirtCall.string("virConnectGetHostname") { virConnectGetHostname(handle) }
+        try withHandle("virConnectGetHostname") { handle throws(VirtError) in
+            try LibvirtCall.string("virConnectGetHostname") { virConnectGetHostname(handle) }
+        }
     }
 
     /// The libvirt library version of the daemon, e.g. `9000000` for 9.0.0.
     ///
     /// The corresponding C function is `virConnectGetLibVersion`.
     public func libvirtVersion() throws(VirtError) -> UInt64 {
-        var version: UInt = 0
-        try LibvirtCall.int("virConnectGetLibVersion") { virConnectGetLibVersion(handle, &version) }
-        return UInt64(version)
+        try withHandle("virConnectGetLibVersion") { handle throws(VirtError) in
+            var version: UInt = 0
+            try LibvirtCall.int("virConnectGetLibVersion") { virConnectGetLibVersion(handle, &version) }
+            return UInt64(version)
+        }
     }
 
     // MARK: - Domains
@@ -135,8 +164,8 @@ public final class Connection: @unchecked Sendable {
     /// - Parameter filter: which domains to list; default all.
     public func listDomains(_ filter: DomainListFilter = []) throws(VirtError) -> [Domain] {
         var list: UnsafeMutablePointer<virDomainPtr?>?
-        let count = try LibvirtCall.int("virConnectListAllDomains") {
-            virConnectListAllDomains(handle, &list, filter.rawValue)
+        let count = try withHandle("virConnectListAllDomains") { handle throws(VirtError) in
+            try LibvirtCall.int("virConnectListAllDomains") { virConnectListAllDomains(handle, &list, filter.rawValue) }
         }
         guard let list else { return [] }
         defer { free(list) }
@@ -153,7 +182,10 @@ public final class Connection: @unchecked Sendable {
     /// The corresponding C function is `virDomainLookupByName`.
     /// - Throws: ``VirtError`` with code ``VirtError/Code/noDomain`` when there is none.
     public func domain(named name: String) throws(VirtError) -> Domain {
-        let raw = try LibvirtCall.pointer("virDomainLookupByName(\(name))") { virDomainLookupByName(handle, name) }
+        let operation = "virDomainLookupByName(\(name))"
+        let raw = try withHandle(operation) { handle throws(VirtError) in
+            try LibvirtCall.pointer(operation) { virDomainLookupByName(handle, name) }
+        }
         return Domain(adopting: raw, connection: self)
     }
 
@@ -162,8 +194,9 @@ public final class Connection: @unchecked Sendable {
     /// The corresponding C function is `virDomainLookupByUUIDString`.
     /// - Throws: ``VirtError`` with code ``VirtError/Code/noDomain`` when there is none.
     public func domain(uuid: String) throws(VirtError) -> Domain {
-        let raw = try LibvirtCall.pointer("virDomainLookupByUUIDString(\(uuid))") {
-            virDomainLookupByUUIDString(handle, uuid)
+        let operation = "virDomainLookupByUUIDString(\(uuid))"
+        let raw = try withHandle(operation) { handle throws(VirtError) in
+            try LibvirtCall.pointer(operation) { virDomainLookupByUUIDString(handle, uuid) }
         }
         return Domain(adopting: raw, connection: self)
     }
@@ -172,7 +205,9 @@ public final class Connection: @unchecked Sendable {
     ///
     /// The corresponding C function is `virDomainDefineXML`.
     public func defineDomain(xml: String) throws(VirtError) -> Domain {
-        let raw = try LibvirtCall.pointer("virDomainDefineXML") { virDomainDefineXML(handle, xml) }
+        let raw = try withHandle("virDomainDefineXML") { handle throws(VirtError) in
+            try LibvirtCall.pointer("virDomainDefineXML") { virDomainDefineXML(handle, xml) }
+        }
         return Domain(adopting: raw, connection: self)
     }
 
@@ -182,7 +217,9 @@ public final class Connection: @unchecked Sendable {
     /// - Parameter startPaused: start with the vCPUs paused.
     public func createDomain(xml: String, startPaused: Bool = false) throws(VirtError) -> Domain {
         let flags = startPaused ? UInt32(VIR_DOMAIN_START_PAUSED.rawValue) : 0
-        let raw = try LibvirtCall.pointer("virDomainCreateXML") { virDomainCreateXML(handle, xml, flags) }
+        let raw = try withHandle("virDomainCreateXML") { handle throws(VirtError) in
+            try LibvirtCall.pointer("virDomainCreateXML") { virDomainCreateXML(handle, xml, flags) }
+        }
         return Domain(adopting: raw, connection: self)
     }
 }
@@ -229,13 +266,20 @@ extension Connection {
     }
 
     /// Adds a function called (on the event-loop thread) when the connection closes.
-    /// - Returns: a token for ``removeCloseSubscriber(_:)``; `nil` if already closed.
-    func addCloseSubscriber(_ subscriber: @escaping @Sendable (CloseReason) -> Void) -> UInt64? {
+    ///
+    /// When the connection is already closed, by ``close()`` or because libvirt reported it lost,
+    /// nothing is added and the reason is returned instead: a subscriber arriving just after the
+    /// daemon went away must still hear of it (libvirt reports a close only once).
+    /// - Returns: a token for ``removeCloseSubscriber(_:)``, or why the connection is closed.
+    func addCloseSubscriber(
+        _ subscriber: @escaping @Sendable (CloseReason) -> Void
+    ) -> (token: UInt64?, alreadyClosed: CloseReason?) {
         closeState.withLock { state in
-            guard !state.closed else { return nil }
+            if state.closed { return (nil, .client) }
+            if let lost = state.lostReason { return (nil, lost) }
             state.nextSubscriber += 1
             state.subscribers[state.nextSubscriber] = subscriber
-            return state.nextSubscriber
+            return (state.nextSubscriber, nil)
         }
     }
 
@@ -244,11 +288,14 @@ extension Connection {
     }
 
     fileprivate func connectionDidClose(reason: Int32) {
+        let reason = CloseReason(rawValue: reason) ?? .error
         let subscribers = closeState.withLock { state in
-            defer { state.subscribers = [:] }
+            defer {
+                state.subscribers = [:]
+                state.lostReason = reason
+            }
             return Array(state.subscribers.values)
         }
-        let reason = CloseReason(rawValue: reason) ?? .error
         for subscriber in subscribers { subscriber(reason) }
     }
 }

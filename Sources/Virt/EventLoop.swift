@@ -23,13 +23,14 @@ public enum LibvirtEventLoop {
     /// Registers the default event implementation and starts the loop thread, if not yet running.
     ///
     /// Also installs a quiet error handler so libvirt does not print every error to stderr; errors
-    /// are reported through ``VirtError`` instead.
+    /// are reported through ``VirtError`` instead, and ignores `SIGPIPE` (see ``ignoreSIGPIPE()``).
     /// - Throws: ``VirtError`` when libvirt cannot register its event implementation.
     public static func start() throws(VirtError) {
         // Everything under one lock: a second caller must not open a connection before the
         // first caller's registration has finished.
         let result: Result<Void, VirtError> = state.withLock { state in
             if !state.registered {
+                ignoreSIGPIPE()
                 virSetErrorFunc(nil, quietErrorHandler)
                 // libvirt must be initialised explicitly in a multi-threaded program.
                 if virInitialize() < 0 {
@@ -83,6 +84,23 @@ public enum LibvirtEventLoop {
             state.thread = nil
             state.finished = nil
         }
+    }
+}
+
+extension LibvirtEventLoop {
+    /// Sets `SIGPIPE` to ignored, unless the program installed a handler of its own.
+    ///
+    /// libvirt's client sends with `write(2)` and blocks `SIGPIPE` only around its own `poll`: a
+    /// call sent after the daemon went away (libvirtd restarted while the request was queued)
+    /// raises `SIGPIPE`, whose default action kills the process silently, mid-log-line. Seen
+    /// here: a daemon started from a shell (or a test) died with signal 13 in
+    /// `virDomainLookupByUUIDString` -> `virNetSocketWrite` right after a libvirtd restart.
+    /// Ignored, the write fails with `EPIPE` and the call reports a lost connection, which is
+    /// retried. (systemd services ignore it by default, `IgnoreSIGPIPE=yes`; virsh ignores it too.)
+    static func ignoreSIGPIPE() {
+        var current = sigaction()
+        guard sigaction(SIGPIPE, nil, &current) == 0, current.__sigaction_handler.sa_handler == nil else { return }
+        signal(SIGPIPE, SIG_IGN)
     }
 }
 

@@ -43,15 +43,21 @@ public final class RecontextdProcess: @unchecked Sendable {
     /// With `host`, it runs "on" that host: inside its mount, UTS and PID namespaces (through
     /// `nsenter`), where `qemu:///system` is that host's libvirtd, as a daemon installed there
     /// would. It then also dies with the host if the test process dies.
+    ///
+    /// The daemon starts with SIGPIPE at its default action (through `env --default-signal=PIPE`,
+    /// which execs it, so the PID is the daemon's), as from a shell: `Process` passes on this test
+    /// process's dispositions, and the Virt library here ignores SIGPIPE once a test has opened a
+    /// connection, which would hide a daemon that dies of it (issue 6).
     public init(_ arguments: [String], on host: LibvirtTestHost? = nil, environment: [String: String] = [:]) throws {
         process = Process()
+        let command = ["/usr/bin/env", "--default-signal=PIPE", Self.binary] + arguments
         if let host {
-            let command = host.onHostArguments([Self.binary] + arguments)
+            let command = host.onHostArguments(command)
             process.executableURL = URL(fileURLWithPath: command[0])
             process.arguments = Array(command.dropFirst())
         } else {
-            process.executableURL = URL(fileURLWithPath: Self.binary)
-            process.arguments = arguments
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
         }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "JOURNAL_STREAM")
@@ -101,6 +107,16 @@ public final class RecontextdProcess: @unchecked Sendable {
 
     /// The daemon's process ID, as seen from the test.
     public var pid: Int32 { daemonPID }
+
+    /// How the process ended (`exit status N` or `killed by signal N`), or `nil` while it runs.
+    public var exitDescription: String? {
+        guard !process.isRunning else { return nil }
+        switch process.terminationReason {
+        case .exit: return "exit status \(process.terminationStatus)"
+        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
+        @unknown default: return "ended (\(process.terminationStatus))"
+        }
+    }
 
     /// Everything logged so far.
     public var logText: String { log.text.withLock { $0 } }
