@@ -2,9 +2,14 @@
 import PackageDescription
 
 /// libFuzzer targets for recontextd's parsers and renderers (issue 6), kept out of the main
-/// package: they need `-sanitize=fuzzer -parse-as-library`, which `scripts/fuzz` passes:
+/// package: they need `-sanitize=fuzzer -parse-as-library`, which `scripts/fuzz` passes, with
+/// AddressSanitizer (`FUZZ_ASAN=0` leaves it out and builds in `.build`):
 ///
-///     swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+///     swift build --package-path Fuzz -c release --scratch-path Fuzz/.build-asan \
+///         --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+///
+/// Swift's flag names both sanitizers: a later `-sanitize=` replaces an earlier one, so
+/// `--sanitize=address -Xswiftc -sanitize=fuzzer` would leave the Swift code without ASan.
 ///
 /// - `fuzz-metadata`: a VM's `<context>` metadata (`ContextMetadata.parse`) and the applied record
 ///   (`AppliedMetadata.parse`): hostile XML, DTDs, limits.
