@@ -118,7 +118,7 @@ def sections(iso, scale, real, machine, command):
             ["define + start domains (with context metadata)", f"{f(scale['create_ms'])} ms", f"{scale['events_received']} events received"],
             ["desired state (snapshot + parse + render), all domains", f"{f(scale['desired_state_ms_total'])} ms",
              f"{f(scale['desired_state_ms_per_domain'])} ms per domain"],
-            ["image builds (to files, fsync), one per domain", f"{f(scale['image_build_ms_total'])} ms",
+            ["image builds (atomic write to files, flushed later as the daemon does), one per domain", f"{f(scale['image_build_ms_total'])} ms",
              f"median {f(scale['image_build_ms']['median'])} ms, p99 {f(scale['image_build_ms']['p99'])} ms"],
             ["reconcile of every domain through Controller + DomainScheduler + ContextPipeline",
              f"{f(scale['reconcile_all_ms'])} ms", ", ".join(f"{k}: {v}" for k, v in scale["reconcile_outcomes"].items())],

@@ -118,7 +118,7 @@ enum ScaleBenchmark {
         result["desired_state_ms_per_domain"] = resolveMS / Double(domains)
         note("desired state of \(domains) domains: \(Int(resolveMS)) ms")
 
-        // MARK: image builds (to files, atomic, fsync)
+        // MARK: image builds (to files, atomic; the daemon flushes them after the insert)
         var buildSamples: [Double] = []
         for (index, wanted) in desired.enumerated() {
             let record = ContextRenderer.generationRecord(
