@@ -1,4 +1,6 @@
+import Crypto
 import Foundation
+import Synchronization
 import XMLSafety
 
 #if canImport(FoundationXML)
@@ -31,7 +33,7 @@ struct XMLTreeElement {
 /// count are capped while parsing.
 enum XMLTree {
     /// Why a document was refused.
-    struct Failure: Error {
+    struct Failure: Error, Sendable {
         /// The kind of problem.
         var code: ContextError.Code
         /// What is wrong.
@@ -39,7 +41,7 @@ enum XMLTree {
     }
 
     /// Caps applied while building a tree.
-    struct Caps {
+    struct Caps: Hashable {
         /// Largest document in UTF-8 bytes.
         var maxBytes: Int
         /// Deepest nesting (the root is depth 1).
@@ -70,6 +72,44 @@ enum XMLTree {
         if let failure = checkProlog(bytes) {
             return .failure(failure)
         }
+        let key = FailureKey(digest: Array(SHA256.hash(data: bytes)), caps: caps)
+        if let known = knownFailures.withLock({ $0[key] }) {
+            return .failure(known)
+        }
+        let result = parseWithFoundation(bytes, caps: caps)
+        if case .failure(let failure) = result {
+            knownFailures.withLock { known in
+                if known.count >= maxKnownFailures { known.removeAll(keepingCapacity: true) }
+                known[key] = failure
+            }
+        }
+        return result
+    }
+
+    /// A document refused by the parser, and the caps it was refused under.
+    struct FailureKey: Hashable {
+        var digest: [UInt8]
+        var caps: Caps
+    }
+
+    /// Documents `XMLParser` refused, with why: swift-corelibs-foundation's `XMLParser` leaks about
+    /// 216 bytes (an `NSError`) for every document it refuses (found by the fuzzer under
+    /// LeakSanitizer), and the daemon parses a domain's metadata on every run of it, so a domain
+    /// with malformed metadata would leak on every periodic reconcile. Remembered by SHA-256 and
+    /// caps, a refused document is parsed once; at most ``maxKnownFailures`` are kept.
+    private static let knownFailures = Mutex<[FailureKey: Failure]>([:])
+    static let maxKnownFailures = 1024
+    /// Counts the documents `XMLParser` parses in the current task, when set (for tests: a
+    /// remembered failure is not parsed again).
+    @TaskLocal static var parseCounter: ParseCounter?
+
+    /// A count of `XMLParser` runs (see ``parseCounter``).
+    final class ParseCounter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    private static func parseWithFoundation(_ bytes: [UInt8], caps: Caps) -> Result<XMLTreeElement, Failure> {
+        parseCounter?.value.add(1, ordering: .relaxed)
         let parser = XMLParser(data: Data(XMLParserSafety.sanitized(bytes))) // see XMLParserSafety
         parser.shouldProcessNamespaces = true
         parser.shouldReportNamespacePrefixes = false
