@@ -42,7 +42,11 @@ struct GuestMigrationTests {
     func guestFollowsMigrations() async throws {
         _ = try ProcessRunner.run(
             "/bin/sh", [Self.harness.appendingPathComponent("build-guest.sh").path, Self.guestDirectory])
-        let hosts = try await MigrationTests.TwoHosts("guest-migration")
+        // Hosts 15 and 16: `swift test --filter MigrationTests` runs this suite beside
+        // MigrationTests, whose hosts are 11 and 12 (the same numbers clashed on migration ports).
+        var setup = MigrationTests.TwoHosts.Setup()
+        setup.numbers = (a: 15, b: 16)
+        let hosts = try await MigrationTests.TwoHosts("guest-migration", setup: setup)
         let serialLog = hosts.root + "/serial.log"
         let name = "guest-\(UUID().uuidString.prefix(6).lowercased())"
         do {

@@ -26,147 +26,58 @@ struct MigratedAwayTests {
     /// Two hosts, a daemon on each, host-local images, the hook on both, an event recorder on A.
     final class Rig: @unchecked Sendable {
         // @unchecked Sendable: used by one test at a time; every member is set in init.
-        let a: LibvirtTestHost
-        let b: LibvirtTestHost
-        let daemonA: RecontextdProcess
-        let daemonB: RecontextdProcess
-        let connectionA: Connection
-        let connectionB: Connection
+        let hosts: MigrationTests.TwoHosts
         let eventsA: EventRecorder
-        let root: String
+        var a: LibvirtTestHost { hosts.a }
+        var b: LibvirtTestHost { hosts.b }
+        var daemonA: RecontextdProcess { hosts.daemonA }
+        var daemonB: RecontextdProcess { hosts.daemonB }
+        var connectionA: Connection { hosts.connectionA }
+        var connectionB: Connection { hosts.connectionB }
+        var root: String { hosts.root }
 
         static let endpointA = "http://monitor-away-a.example:9090"
         static let endpointB = "http://monitor-away-b.example:9090"
         /// The image directory, a private one inside each host at this path.
         static let images = "/tmp/recontextd-tests/migaway-local/images"
 
-        private init(
-            a: LibvirtTestHost, b: LibvirtTestHost, daemonA: RecontextdProcess, daemonB: RecontextdProcess,
-            connectionA: Connection, connectionB: Connection, eventsA: EventRecorder, root: String
-        ) {
-            self.a = a
-            self.b = b
-            self.daemonA = daemonA
-            self.daemonB = daemonB
-            self.connectionA = connectionA
-            self.connectionB = connectionB
+        private init(hosts: MigrationTests.TwoHosts, eventsA: EventRecorder) {
+            self.hosts = hosts
             self.eventsA = eventsA
-            self.root = root
         }
 
-        /// Starts everything; stops what it started if a step fails.
+        /// Starts everything; stops what it started if a step fails. Both hosts alike but for the
+        /// facts: a periodic reconcile every second, each followed by a collection with no grace.
         static func start(_ label: String) async throws -> Rig {
-            let root = try TestDirectories.makeImageDirectory(label)
-            var configurationA = LibvirtTestHost.Configuration.numbered(63)
-            var configurationB = LibvirtTestHost.Configuration.numbered(64)
-            configurationA.hostname = "away-host-a"
-            configurationB.hostname = "away-host-b"
-            configurationA.sharedDirectories = [TestDirectories.sharedImages]
-            configurationB.sharedDirectories = [TestDirectories.sharedImages]
-            configurationA.privateDirectories = [images]
-            configurationB.privateDirectories = [images]
-            configurationA.extraHosts = [configurationB.address: configurationB.hostname]
-            configurationB.extraHosts = [configurationA.address: configurationA.hostname]
-            async let startA = LibvirtTestHost.start(configurationA)
-            async let startB = LibvirtTestHost.start(configurationB)
-            let startedA = try? await startA
-            let startedB = try? await startB
-            guard let a = startedA, let b = startedB else {
-                await startedA?.stop()
-                await startedB?.stop()
-                try? FileManager.default.removeItem(atPath: root)
-                _ = try await startA // rethrows the failure
-                _ = try await startB
-                throw LibvirtTestHostError.stopped
-            }
-            var daemons: [RecontextdProcess] = []
+            let setup = MigrationTests.TwoHosts.Setup(
+                numbers: (a: 63, b: 64), hostnames: (a: "away-host-a", b: "away-host-b"),
+                endpoints: (a: endpointA, b: endpointB), localImages: images,
+                pipeline: ["reconcile-interval: 1", "collect-grace: 0"],
+                daemonArguments: ["--log-level", "info", "--log-target", "stderr"])
+            let hosts = try await MigrationTests.TwoHosts(label, setup: setup)
             do {
-                try writeConfig(root + "/a.yaml", host: a.hostname, endpoint: endpointA)
-                try writeConfig(root + "/b.yaml", host: b.hostname, endpoint: endpointB)
-                try MigrationTests.TwoHosts.installHook(on: a, config: root + "/a.yaml")
-                try MigrationTests.TwoHosts.installHook(on: b, config: root + "/b.yaml")
-                for (host, name) in [(a, "a"), (b, "b")] {
-                    daemons.append(
-                        try RecontextdProcess(
-                            [
-                                "run", "--config", root + "/\(name).yaml", "--state-dir", root + "/state-\(name)",
-                                "--log-level", "info", "--log-target", "stderr",
-                            ], on: host))
-                }
-                let connectionA = try Connection.open(a.uri)
-                let connectionB = try Connection.open(b.uri)
-                let eventsA = try EventRecorder(Connection.open(a.uri))
-                let rig = Rig(
-                    a: a, b: b, daemonA: daemons[0], daemonB: daemons[1], connectionA: connectionA,
-                    connectionB: connectionB, eventsA: eventsA, root: root)
-                guard await daemons[0].waitForLog("connected to libvirt"),
-                    await daemons[1].waitForLog("connected to libvirt")
-                else {
-                    let logs = daemons.map(\.logText).joined(separator: "\n")
-                    await rig.stop()
-                    throw ProcessRunner.Failure(
-                        command: "recontextd run", status: -1, standardError: logs, standardOutput: "")
-                }
-                return rig
+                return Rig(hosts: hosts, eventsA: try EventRecorder(Connection.open(hosts.a.uri)))
             } catch {
-                for daemon in daemons { await daemon.stop() }
-                await a.stop()
-                await b.stop()
-                try? FileManager.default.removeItem(atPath: root)
+                await hosts.stop()
                 throw error
             }
-        }
-
-        /// The same configuration on both hosts but for the facts: a periodic reconcile every
-        /// second, each followed by a collection with no grace period.
-        static func writeConfig(_ path: String, host: String, endpoint: String) throws {
-            try """
-            libvirt:
-              uri: qemu:///system
-            images:
-              directory: \(images)
-              mode: "0644"
-              shared: false
-            host:
-              name: \(host)
-              variables:
-                monitoring_endpoint: \(endpoint)
-            pipeline:
-              reconcile-interval: 1
-              collect-grace: 0
-              retry:
-                initial-backoff: 50ms
-            """.write(toFile: path, atomically: true, encoding: .utf8)
         }
 
         /// Stops the daemons (returns their exit statuses), then the hosts.
         @discardableResult
         func stop() async -> (a: Int32, b: Int32) {
             eventsA.stop()
-            let statusA = await daemonA.stop()
-            let statusB = await daemonB.stop()
-            connectionA.close()
-            connectionB.close()
-            await a.stop()
-            await b.stop()
-            try? FileManager.default.removeItem(atPath: root)
-            return (statusA, statusB)
-        }
-
-        /// Where the test sees `host`'s image directory (its private directory).
-        func imageDirectory(on host: LibvirtTestHost) -> String {
-            host.stateDirectory.appendingPathComponent("private/0").path
+            return await hosts.stop()
         }
 
         /// Where the test sees `path` of `host`'s image directory.
         func visible(_ path: String, on host: LibvirtTestHost) -> String {
-            guard path.hasPrefix(Self.images + "/") else { return path }
-            return imageDirectory(on: host) + "/" + path.dropFirst(Self.images.count + 1)
+            hosts.visiblePath(path, on: host)
         }
 
         /// The names in `host`'s image directory.
         func files(on host: LibvirtTestHost) -> [String] {
-            (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory(on: host))) ?? []
+            hosts.files(on: host)
         }
 
         /// Defines and starts a SATA VM on A carrying `metadata`.
@@ -683,7 +594,9 @@ struct MigratedAwayTests {
             let (slowIdentity, slowDrive) = try drive(names[1])
             let logStart = rig.daemonA.logText.count
             let slow = try await heldMigration(names[1])
-            try Rig.writeConfig(rig.root + "/a.yaml", host: rig.a.hostname, endpoint: Rig.endpointA + "/v2")
+            try MigrationTests.TwoHosts.writeConfig(
+                rig.root + "/a.yaml", host: rig.a.hostname, endpoint: Rig.endpointA + "/v2", images: Rig.images,
+                shared: false, pipeline: ["reconcile-interval: 1", "collect-grace: 0"])
             rig.daemonA.signal(SIGHUP)
             let timedOut = await Self.changeMedia(hypervisor, slowIdentity, slowDrive, to: target, scope: .live)
             release(names[1])

@@ -34,46 +34,96 @@ struct MigrationTests {
         /// The private image directory of the host-local scenarios (the same path on each host).
         static let localImagesPath = "/tmp/recontextd-tests/local-images"
 
-        init(_ label: String, localImages: Bool = false) async throws {
-            root = try TestDirectories.makeImageDirectory(label)
-            self.localImages = localImages
-            images = localImages ? Self.localImagesPath : root + "/images"
-            var configurationA = LibvirtTestHost.Configuration.numbered(11)
-            var configurationB = LibvirtTestHost.Configuration.numbered(12)
-            configurationA.hostname = "mig-host-a"
-            configurationB.hostname = "mig-host-b"
+        /// What differs between the suites that use two hosts.
+        struct Setup {
+            /// `LibvirtTestHost.Configuration.numbered` of A and B.
+            var numbers = (a: 11, b: 12)
+            var hostnames = (a: "mig-host-a", b: "mig-host-b")
+            /// Each host's `monitoring_endpoint`.
+            var endpoints = (a: TwoHosts.endpointA, b: TwoHosts.endpointB)
+            /// A host-local image directory at this path on each host (with the qemu hook), or
+            /// `nil` for one shared directory.
+            var localImages: String?
+            /// The `pipeline:` keys of both configurations (retry.initial-backoff is 50ms).
+            var pipeline = ["reconcile-interval: 0"]
+            /// Added to `recontextd run`'s arguments.
+            var daemonArguments: [String] = []
+        }
+
+        convenience init(_ label: String, localImages: Bool = false) async throws {
+            try await self.init(label, setup: Setup(localImages: localImages ? Self.localImagesPath : nil))
+        }
+
+        /// Starts both hosts and daemons; stops whatever it started if a step fails.
+        init(_ label: String, setup: Setup) async throws {
+            let root = try TestDirectories.makeImageDirectory(label)
+            self.root = root
+            localImages = setup.localImages != nil
+            let images = setup.localImages ?? root + "/images"
+            self.images = images
+            var configurationA = LibvirtTestHost.Configuration.numbered(setup.numbers.a)
+            var configurationB = LibvirtTestHost.Configuration.numbered(setup.numbers.b)
+            configurationA.hostname = setup.hostnames.a
+            configurationB.hostname = setup.hostnames.b
             configurationA.sharedDirectories = [TestDirectories.sharedImages]
             configurationB.sharedDirectories = [TestDirectories.sharedImages]
             configurationA.extraHosts = [configurationB.address: configurationB.hostname]
             configurationB.extraHosts = [configurationA.address: configurationA.hostname]
-            if localImages {
+            if setup.localImages != nil {
                 configurationA.privateDirectories = [images]
                 configurationB.privateDirectories = [images]
             }
             async let startA = LibvirtTestHost.start(configurationA)
             async let startB = LibvirtTestHost.start(configurationB)
-            a = try await startA
-            b = try await startB
-            try Self.writeConfig(
-                root + "/a.yaml", host: "mig-host-a", endpoint: Self.endpointA, images: images, shared: !localImages)
-            try Self.writeConfig(
-                root + "/b.yaml", host: "mig-host-b", endpoint: Self.endpointB, images: images, shared: !localImages)
-            if localImages {
-                try Self.installHook(on: a, config: root + "/a.yaml")
-                try Self.installHook(on: b, config: root + "/b.yaml")
+            let startedA = try? await startA
+            let startedB = try? await startB
+            guard let a = startedA, let b = startedB else {
+                await startedA?.stop()
+                await startedB?.stop()
+                try? FileManager.default.removeItem(atPath: root)
+                _ = try await startA // rethrows the failure
+                _ = try await startB
+                throw LibvirtTestHostError.stopped
             }
-            daemonA = try RecontextdProcess(
-                ["run", "--config", root + "/a.yaml", "--state-dir", root + "/state-a"], on: a)
-            daemonB = try RecontextdProcess(
-                ["run", "--config", root + "/b.yaml", "--state-dir", root + "/state-b"], on: b)
-            connectionA = try Connection.open(a.uri)
-            connectionB = try Connection.open(b.uri)
-            guard await daemonA.waitForLog("connected to libvirt"), await daemonB.waitForLog("connected to libvirt")
-            else {
-                throw ProcessRunner.Failure(
-                    command: "recontextd run", status: -1, standardError: daemonA.logText + daemonB.logText,
-                    standardOutput: "")
+            self.a = a
+            self.b = b
+            var daemons: [RecontextdProcess] = []
+            var connections: [Connection] = []
+            do {
+                for (host, name, endpoint) in [(a, "a", setup.endpoints.a), (b, "b", setup.endpoints.b)] {
+                    let config = root + "/\(name).yaml"
+                    try Self.writeConfig(
+                        config, host: host.hostname, endpoint: endpoint, images: images,
+                        shared: setup.localImages == nil, pipeline: setup.pipeline)
+                    if setup.localImages != nil { try Self.installHook(on: host, config: config) }
+                }
+                for (host, name) in [(a, "a"), (b, "b")] {
+                    daemons.append(
+                        try RecontextdProcess(
+                            ["run", "--config", root + "/\(name).yaml", "--state-dir", root + "/state-\(name)"]
+                                + setup.daemonArguments, on: host))
+                }
+                connections.append(try Connection.open(a.uri))
+                connections.append(try Connection.open(b.uri))
+                guard await daemons[0].waitForLog("connected to libvirt"),
+                    await daemons[1].waitForLog("connected to libvirt")
+                else {
+                    throw ProcessRunner.Failure(
+                        command: "recontextd run", status: -1,
+                        standardError: daemons.map(\.logText).joined(separator: "\n"), standardOutput: "")
+                }
+            } catch {
+                for connection in connections { connection.close() }
+                for daemon in daemons { await daemon.stop() }
+                await a.stop()
+                await b.stop()
+                try? FileManager.default.removeItem(atPath: root)
+                throw error
             }
+            daemonA = daemons[0]
+            daemonB = daemons[1]
+            connectionA = connections[0]
+            connectionB = connections[1]
         }
 
         /// Installs `systemd/libvirt-hook-qemu` as the host's `/etc/libvirt/hooks/qemu`, pointed at
@@ -101,10 +151,12 @@ struct MigrationTests {
         /// host's private directory under its state directory.
         func visiblePath(_ path: String, on host: LibvirtTestHost) -> String {
             guard localImages, path.hasPrefix(images + "/") else { return path }
-            return host.stateDirectory.appendingPathComponent("private/0").path + "/" + path.dropFirst(images.count + 1)
+            return imageDirectory(on: host) + "/" + path.dropFirst(images.count + 1)
         }
 
-        static func writeConfig(_ path: String, host: String, endpoint: String, images: String, shared: Bool) throws {
+        static func writeConfig(
+            _ path: String, host: String, endpoint: String, images: String, shared: Bool, pipeline: [String]
+        ) throws {
             try """
             libvirt:
               uri: qemu:///system
@@ -117,27 +169,41 @@ struct MigrationTests {
               variables:
                 monitoring_endpoint: \(endpoint)
             pipeline:
-              reconcile-interval: 0
-              retry:
+            \(pipeline.map { "  " + $0 + "\n" }.joined())  retry:
                 initial-backoff: 50ms
             """.write(toFile: path, atomically: true, encoding: .utf8)
         }
 
-        func stop() async {
+        /// Stops the daemons (returns their exit statuses), then the hosts.
+        @discardableResult
+        func stop() async -> (a: Int32, b: Int32) {
+            let statusA = await daemonA.stop()
+            let statusB = await daemonB.stop()
             connectionA.close()
             connectionB.close()
-            await daemonA.stop()
-            await daemonB.stop()
             await a.stop()
             await b.stop()
             try? FileManager.default.removeItem(atPath: root)
+            return (statusA, statusB)
+        }
+
+        /// Where the test sees a host's private image directory (host-local images only).
+        func imageDirectory(on host: LibvirtTestHost) -> String {
+            host.stateDirectory.appendingPathComponent("private/0").path
+        }
+
+        /// The names in a host's private image directory.
+        func files(on host: LibvirtTestHost) -> [String] {
+            (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory(on: host))) ?? []
         }
 
         /// Defines (or, transient, creates) and starts a VM on A with context metadata.
-        func startVM(_ name: String, bus: LibvirtTestHost.CDROM.Bus, persistent: Bool = true) throws {
+        func startVM(
+            _ name: String, bus: LibvirtTestHost.CDROM.Bus, persistent: Bool = true, memoryMiB: Int = 128
+        ) throws {
             let xml = LibvirtTestHost.minimalDomainXML(
                 name: name, cdroms: [.init(bus: bus, target: bus == .ide ? "hdc" : "sda", source: nil)],
-                type: LibvirtTestHost.preferredDomainType)
+                type: LibvirtTestHost.preferredDomainType, memoryMiB: memoryMiB)
             let metadata = """
                 <context format="nocloud"><file path="etc/monitoring.conf" template="yes">endpoint={{host.monitoring_endpoint}}</file></context>
                 """
@@ -183,8 +249,14 @@ struct MigrationTests {
     ) async throws -> Attached? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let source = try? connection.domain(named: name).cdroms().first?.sourceFile,
+            // The run is over, not only the live insert: the applied state names the image. (A VM
+            // migrated between the two takes no record along; its next host then counts from the
+            // older one, README "Generation record".)
+            if let domain = try? connection.domain(named: name),
+                let source = try? domain.cdroms().first?.sourceFile,
                 source.hasPrefix(images + "/"),
+                let applied = try? domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live),
+                (try? AppliedMetadata.parse(applied))?.imagePath == source,
                 let image = try? ContextImageReader.read(visible(source)),
                 image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
             {
@@ -360,21 +432,32 @@ struct MigrationTests {
         let hosts = try await TwoHosts("mig-aborted")
         let name = "aborted-\(UUID().uuidString.prefix(6).lowercased())"
         do {
-            try hosts.startVM(name, bus: .sata)
+            // 4 GiB that the firmware never touches (allocated lazily, so nothing is used): QEMU
+            // sends an untouched page as a few bytes, so at 1 MiB/s 128 MiB go in about 0.3 s and
+            // the migration could finish before the abort (seen once); 4 GiB take about 9 s.
+            try hosts.startVM(name, bus: .sata, memoryMiB: 4096)
             let onA = try #require(
                 try await Self.waitForEndpoint(
                     hosts.connectionA, name, images: hosts.images, endpoint: TwoHosts.endpointA))
             #expect(await hosts.daemonA.waitForLog("context applied"))
             let appliedBefore = Self.occurrences("context applied", in: hosts.daemonA.logText + hosts.daemonB.logText)
 
-            // 1 MiB/s: 128 MiB of guest memory take minutes; abort after the destination started.
+            // 1 MiB/s; abort after the destination started.
             let migration = Task.detached {
                 try? hosts.a.virsh([
                     "migrate", "--live", "--persistent", "--undefinesource", "--bandwidth", "1", name, hosts.b.uri,
                 ])
             }
+            // The destination has started (the domain exists on B) and memory is being sent (A's
+            // job has moved data): then abort.
             let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline, (try? hosts.connectionB.domain(named: name)) == nil {
+            func streaming() -> Bool {
+                guard (try? hosts.connectionB.domain(named: name)) != nil,
+                    let info = try? hosts.a.virsh(["domjobinfo", name])
+                else { return false }
+                return info.contains("Unbounded") && info.contains("Data processed")
+            }
+            while ContinuousClock.now < deadline, !streaming() {
                 try await Task.sleep(for: .milliseconds(20))
             }
             try await Task.sleep(for: .milliseconds(300))
