@@ -208,16 +208,9 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
             withUnsafeMutableBytes(of: &socketAddress.sun_path) { raw in
                 for (index, byte) in path.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
             }
-            let descriptor = try socketDescriptor(family: AF_UNIX, shown: shown)
-            let result = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
+            return try listening(family: AF_UNIX, at: socketAddress, shown: shown, reuseAddress: false) {
+                chmod(path, 0o660)
             }
-            try check(result, "bind", shown, descriptor)
-            chmod(path, 0o660)
-            try check(listen(descriptor, 16), "listen", shown, descriptor)
-            return descriptor
         case .tcp(let host, let port):
             if host.contains(":") {
                 var socketAddress = sockaddr_in6()
@@ -227,17 +220,7 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
                     throw SetupError(
                         step: "bind", address: shown, errno: EINVAL, message: "not the IPv6 loopback address")
                 }
-                let descriptor = try socketDescriptor(family: AF_INET6, shown: shown)
-                var on: Int32 = 1
-                setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-                let result = withUnsafePointer(to: &socketAddress) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                    }
-                }
-                try check(result, "bind", shown, descriptor)
-                try check(listen(descriptor, 16), "listen", shown, descriptor)
-                return descriptor
+                return try listening(family: AF_INET6, at: socketAddress, shown: shown, reuseAddress: true)
             }
             var socketAddress = sockaddr_in()
             socketAddress.sin_family = sa_family_t(AF_INET)
@@ -248,18 +231,30 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
                 throw SetupError(
                     step: "bind", address: shown, errno: EINVAL, message: "not an IPv4 loopback address (127.0.0.0/8)")
             }
-            let descriptor = try socketDescriptor(family: AF_INET, shown: shown)
+            return try listening(family: AF_INET, at: socketAddress, shown: shown, reuseAddress: true)
+        }
+    }
+
+    /// A stream socket of `family` bound to `address` (a `sockaddr_un`, `sockaddr_in` or
+    /// `sockaddr_in6`), `afterBind` run, then listening; closed again if a step fails.
+    private static func listening<Address>(
+        family: Int32, at address: Address, shown: String, reuseAddress: Bool, afterBind: () -> Void = {}
+    ) throws(SetupError) -> Int32 {
+        let descriptor = try socketDescriptor(family: family, shown: shown)
+        if reuseAddress {
             var on: Int32 = 1
             setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-            let result = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            try check(result, "bind", shown, descriptor)
-            try check(listen(descriptor, 16), "listen", shown, descriptor)
-            return descriptor
         }
+        var address = address
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<Address>.size))
+            }
+        }
+        try check(result, "bind", shown, descriptor)
+        afterBind()
+        try check(listen(descriptor, 16), "listen", shown, descriptor)
+        return descriptor
     }
 
     private static func socketDescriptor(family: Int32, shown: String) throws(SetupError) -> Int32 {

@@ -81,17 +81,9 @@ struct LiveDaemonTests {
         _ connection: Connection, _ name: String, directory: String, file: String, timeout: Duration = .seconds(30),
         _ matches: (String) -> Bool
     ) async throws -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let source = try connection.domain(named: name).cdroms().first?.sourceFile,
-                source.hasPrefix(directory + "/"),
-                let image = try? ContextImageReader.read(source), matches(image.text(file))
-            {
-                return source
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
+        try await AttachedImage.wait(on: connection, name, directory: directory, timeout: timeout) { _, _, image in
+            matches(image.text(file))
+        }?.path
     }
 
     /// Waits until `path` no longer exists (the pipeline removes an old image only after the new

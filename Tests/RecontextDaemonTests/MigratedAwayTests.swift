@@ -96,19 +96,10 @@ struct MigratedAwayTests {
         func waitForContent(
             _ name: String, on host: LibvirtTestHost, _ expected: String, timeout: Duration = .seconds(60)
         ) async throws -> (path: String, image: ContextImageReader.Image)? {
-            let connection = host === a ? connectionA : connectionB
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                if let source = try? connection.domain(named: name).cdroms().first?.sourceFile,
-                    source.hasPrefix(Self.images + "/"),
-                    let image = try? ContextImageReader.read(visible(source, on: host)),
-                    image.text("etc/monitoring.conf") == expected
-                {
-                    return (source, image)
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            return nil
+            try await AttachedImage.wait(
+                on: host === a ? connectionA : connectionB, name, directory: Self.images, timeout: timeout,
+                visible: { visible($0, on: host) },
+                accept: { _, _, image in image.text("etc/monitoring.conf") == expected })
         }
     }
 

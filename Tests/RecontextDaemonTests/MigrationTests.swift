@@ -247,26 +247,19 @@ struct MigrationTests {
         _ connection: Connection, _ name: String, images: String, endpoint: String, timeout: Duration = .seconds(30),
         visible: (String) -> String = { $0 }
     ) async throws -> Attached? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            // The run is over, not only the live insert: the applied state names the image. (A VM
-            // migrated between the two takes no record along; its next host then counts from the
-            // older one, README "Generation record".)
-            if let domain = try? connection.domain(named: name),
-                let source = try? domain.cdroms().first?.sourceFile,
-                source.hasPrefix(images + "/"),
-                let applied = try? domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live),
-                (try? AppliedMetadata.parse(applied))?.imagePath == source,
-                let image = try? ContextImageReader.read(visible(source)),
-                image.text("etc/monitoring.conf") == "endpoint=\(endpoint)"
-            {
-                return Attached(
-                    path: source, endpoint: endpoint, generation: image.generation["generation"] as? Int ?? -1,
-                    host: image.generation["host"] as? String ?? "")
-            }
-            try await Task.sleep(for: .milliseconds(25))
+        // The run is over, not only the live insert: the applied state names the image. (A VM
+        // migrated between the two takes no record along; its next host then counts from the
+        // older one, README "Generation record".)
+        let found = try await AttachedImage.wait(
+            on: connection, name, directory: images, timeout: timeout, every: .milliseconds(25), visible: visible
+        ) { domain, source, image in
+            image.text("etc/monitoring.conf") == "endpoint=\(endpoint)" && AttachedImage.isRecorded(source, in: domain)
         }
-        return nil
+        return found.map { source, image in
+            Attached(
+                path: source, endpoint: endpoint, generation: image.generation["generation"] as? Int ?? -1,
+                host: image.generation["host"] as? String ?? "")
+        }
     }
 
     static func occurrences(_ fragment: String, in text: String) -> Int {

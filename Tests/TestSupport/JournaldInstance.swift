@@ -149,11 +149,7 @@ public final class JournaldInstance: @unchecked Sendable {
             process = Process()
             process.executableURL = URL(fileURLWithPath: arguments[0])
             process.arguments = Array(arguments.dropFirst())
-            var env = ProcessInfo.processInfo.environment
-            env.removeValue(forKey: "JOURNAL_STREAM")
-            env.removeValue(forKey: "NOTIFY_SOCKET")
-            for (key, value) in environment { env[key] = value }
-            process.environment = env
+            process.environment = RecontextdProcess.daemonEnvironment(environment)
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = output
             process.standardError = output

@@ -50,20 +50,11 @@ public final class RecontextdProcess: @unchecked Sendable {
     /// connection, which would hide a daemon that dies of it (issue 6).
     public init(_ arguments: [String], on host: LibvirtTestHost? = nil, environment: [String: String] = [:]) throws {
         process = Process()
-        let command = ["/usr/bin/env", "--default-signal=PIPE", Self.binary] + arguments
-        if let host {
-            let command = host.onHostArguments(command)
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-        } else {
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-        }
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "JOURNAL_STREAM")
-        env.removeValue(forKey: "NOTIFY_SOCKET")
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let direct = ["/usr/bin/env", "--default-signal=PIPE", Self.binary] + arguments
+        let command = host.map { $0.onHostArguments(direct) } ?? direct
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.environment = Self.daemonEnvironment(environment)
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -150,5 +141,18 @@ public final class RecontextdProcess: @unchecked Sendable {
             process.waitUntilExit()
         }
         return process.terminationStatus
+    }
+}
+
+extension RecontextdProcess {
+    /// The test process's environment for a daemon it starts: without the test runner's own
+    /// `JOURNAL_STREAM` and `NOTIFY_SOCKET` (the daemon would log to, or notify, the runner's
+    /// supervisor), plus `extra`.
+    public static func daemonEnvironment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "JOURNAL_STREAM")
+        environment.removeValue(forKey: "NOTIFY_SOCKET")
+        environment.merge(extra) { _, new in new }
+        return environment
     }
 }
