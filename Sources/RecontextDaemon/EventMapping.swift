@@ -2,22 +2,17 @@ import RecontextCore
 import Virt
 
 extension HypervisorEvent {
-    /// The pipeline's view of a libvirt event, or `nil` for events no trigger cares about
+    /// The pipeline's view of a libvirt domain event, or `nil` for events no trigger cares about
     /// (tray changes, device events, metadata of other namespaces, ours included).
-    public init?(_ event: ConnectionEvent) {
-        switch event {
-        case .closed(let reason):
-            self = .connectionClosed("\(reason)")
-        case .domain(let domainEvent):
-            let domain = DomainIdentity(name: domainEvent.domain.name, uuid: domainEvent.domain.uuid)
-            switch domainEvent.kind {
-            case .lifecycle(let lifecycle):
-                self = .lifecycle(domain, LifecycleSignal(lifecycle))
-            case .metadataChange(.element, let namespace) where namespace == ContextMetadata.namespaceURI:
-                self = .contextMetadataChanged(domain)
-            default:
-                return nil
-            }
+    public init?(_ event: DomainEvent) {
+        let domain = DomainIdentity(name: event.domain.name, uuid: event.domain.uuid)
+        switch event.kind {
+        case .lifecycle(let lifecycle):
+            self = .lifecycle(domain, LifecycleSignal(lifecycle))
+        case .metadataChange(.element, let namespace) where namespace == ContextMetadata.namespaceURI:
+            self = .contextMetadataChanged(domain)
+        default:
+            return nil
         }
     }
 }

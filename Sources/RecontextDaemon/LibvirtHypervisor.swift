@@ -34,8 +34,8 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     /// The current connection, if any.
     public var connection: Connection? { current.withLock { $0 } }
 
-    /// Closes the current connection.
-    public func disconnect() {
+    /// Closes the current connection. Blocking (an RPC); ``disconnect()`` runs it off the pool.
+    public func disconnectNow() {
         let old = current.withLock { state in
             defer { state = nil }
             return state

@@ -67,8 +67,6 @@ public final class MetricsRecorder: Sendable {
     private let activeRuns: Gauge
     private let managedDomains: Gauge
     private let eventCounters = Mutex<[String: Counter]>([:])
-    private let managed = Mutex<Set<String>>([])
-    private let pendingEvents = Mutex<[String: ContinuousClock.Instant]>([:])
     private let changesContinuation: AsyncStream<Void>.Continuation
 
     /// Yields (coalesced) after every finished run: the exporter writes the textfile then.
@@ -108,9 +106,8 @@ public final class MetricsRecorder: Sendable {
 
     // MARK: - Events
 
-    /// Counts one libvirt event by ``eventType(_:)``.
-    public func recordEvent(_ event: ConnectionEvent) {
-        let type = Self.eventType(event)
+    /// Counts one event by its type (``eventType(_:)`` for libvirt's events).
+    public func recordEvent(type: String) {
         let counter = eventCounters.withLock { counters in
             if let counter = counters[type] { return counter }
             let counter = Counter(label: Name.events, dimensions: [("type", type)], factory: factory)
@@ -151,33 +148,6 @@ public final class MetricsRecorder: Sendable {
         return result
     }
 
-    // MARK: - Event-to-inserted latency
-
-    /// Notes that an event for `uuid`, received at `time`, may start a run. The earliest pending
-    /// event of a domain counts; the next run of the domain takes it (``takePendingEvent(for:)``).
-    /// - Returns: whether this event is now the pending one (then pass it to
-    ///   ``dropPendingEvent(for:at:)`` if it started nothing).
-    @discardableResult
-    public func notePendingEvent(for uuid: String, at time: ContinuousClock.Instant) -> Bool {
-        pendingEvents.withLock { pending in
-            guard pending[uuid] == nil else { return false }
-            pending[uuid] = time
-            return true
-        }
-    }
-
-    /// Forgets the pending event of `uuid` noted at `time` (the event started no run).
-    public func dropPendingEvent(for uuid: String, at time: ContinuousClock.Instant) {
-        pendingEvents.withLock { pending in
-            if pending[uuid] == time { pending[uuid] = nil }
-        }
-    }
-
-    /// Takes the pending event of `uuid` when its run starts.
-    public func takePendingEvent(for uuid: String) -> ContinuousClock.Instant? {
-        pendingEvents.withLock { $0.removeValue(forKey: uuid) }
-    }
-
     // MARK: - Runs
 
     /// Records a finished run: its result, its phase timings and, when it inserted a new image
@@ -196,15 +166,12 @@ public final class MetricsRecorder: Sendable {
             eventToInserted.recordNanoseconds(Self.nanoseconds((report.timings.insertedAt ?? now) - eventTime))
             eventToApplied.recordNanoseconds(Self.nanoseconds(now - eventTime))
         }
-        let count = managed.withLock { managed in
-            switch report.outcome {
-            case .applied, .unchanged, .failed: managed.insert(report.uuid)
-            case .skipped: managed.remove(report.uuid)
-            }
-            return managed.count
-        }
-        managedDomains.record(count)
         changesContinuation.yield()
+    }
+
+    /// Sets the number of managed domains (the coordinator counts them).
+    public func recordManagedDomains(_ count: Int) {
+        managedDomains.record(count)
     }
 
     /// Counts a reconnect to libvirt (a connection after the first).
@@ -217,8 +184,8 @@ public final class MetricsRecorder: Sendable {
         reloads.increment()
     }
 
-    /// Sets the scheduler's gauges (sampled before each export).
-    public func recordScheduler(queueDepth depth: Int, activeRuns active: Int) {
+    /// Sets the coordinator's gauges (sampled before each export).
+    public func recordCoordinator(queueDepth depth: Int, activeRuns active: Int) {
         queueDepth.record(depth)
         activeRuns.record(active)
     }

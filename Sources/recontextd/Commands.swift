@@ -4,6 +4,7 @@ import Logging
 import RecontextCore
 import RecontextDaemon
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -24,29 +25,24 @@ struct RunCommand: AsyncParsableCommand {
         let exporter = MetricsExporter(configuration: configuration.metrics, logger: logger)
         let daemon: Daemon
         do {
-            daemon = try Daemon(
+            daemon = try await Daemon.libvirt(
                 options: global.daemonOptions, configuration: configuration, logger: logger,
                 readiness: { notifier($0) }, metrics: exporter.recorder)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(ConfigurationErrors.exitCode)
         }
-        let scheduler = daemon.scheduler
+        let coordinator = daemon.context.coordinator
         exporter.setRefresh {
-            let (depth, active) = await (scheduler.queueDepth, scheduler.activeRuns)
-            exporter.recorder.recordScheduler(queueDepth: depth, activeRuns: active)
+            let (depth, active) = await (coordinator.queueDepth, coordinator.activeRuns)
+            exporter.recorder.recordCoordinator(queueDepth: depth, activeRuns: active)
         }
-        // Services stop in reverse order: the daemon drains first, then the last metrics are
-        // written, and the watchdog pings until the end.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let interval = notifier.watchdogInterval {
-            services.append(
-                .init(service: NotifierWatchdog(notifier: notifier, interval: interval) { _ = await scheduler.isIdle }))
+        let watchdog = notifier.watchdogInterval.map { interval in
+            NotifierWatchdog(notifier: notifier, interval: interval) { _ = await coordinator.isIdle }
         }
-        if exporter.isEnabled { services.append(.init(service: exporter)) }
-        services.append(.init(service: daemon))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = daemon.serviceGroup(
+            reloads: await UnixSignalsSequence(trapping: .sighup), watchdog: watchdog,
+            exporter: exporter.isEnabled ? exporter : nil, gracefulShutdownSignals: [.sigterm, .sigint])
         try await group.run()
     }
 }

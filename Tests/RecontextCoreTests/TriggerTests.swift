@@ -57,7 +57,6 @@ struct TriggerScenario: Sendable, CustomTestStringConvertible {
             "other lifecycle events do nothing",
             a: [.defined, .resumedOther, .suspendedOther, .stoppedOther, .undefined, .other], []),
         TriggerScenario("a context metadata change runs", [.contextMetadataChanged(a)], [.metadataChanged]),
-        TriggerScenario("a closed connection does nothing", [.connectionClosed("end of file from libvirtd")], []),
         TriggerScenario(
             "an incoming migration of one domain does not make another's pause a trigger",
             [.lifecycle(a, .startedMigrated), .lifecycle(b, .suspendedPaused), .lifecycle(a, .suspendedPaused)],
@@ -74,7 +73,7 @@ struct TriggerScenario: Sendable, CustomTestStringConvertible {
 struct TriggerPolicyTests {
     @Test("which events start a run", arguments: TriggerScenario.all)
     func scenario(_ scenario: TriggerScenario) {
-        var policy = TriggerPolicy()
+        var policy = PolicyFold()
         let triggers = scenario.events.compactMap { policy.trigger(for: $0) }
         #expect(triggers == scenario.expected)
     }
@@ -86,7 +85,7 @@ struct TriggerPolicyTests {
             .undefined, .startedBooted,
         ])
     func incomingForgotten(end: LifecycleSignal) {
-        var policy = TriggerPolicy()
+        var policy = PolicyFold()
         #expect(policy.trigger(for: .lifecycle(TriggerScenario.a, .startedMigrated)) == nil)
         #expect(policy.incomingMigrations == [TriggerScenario.a.uuid])
         _ = policy.trigger(for: .lifecycle(TriggerScenario.a, end))
@@ -99,7 +98,7 @@ struct TriggerPolicyTests {
             LifecycleSignal.defined, .resumedOther, .suspendedOther, .suspendedMigrated, .other,
         ])
     func incomingKept(event: LifecycleSignal) {
-        var policy = TriggerPolicy()
+        var policy = PolicyFold()
         _ = policy.trigger(for: .lifecycle(TriggerScenario.a, .startedMigrated))
         #expect(policy.trigger(for: .lifecycle(TriggerScenario.a, event)) == nil)
         #expect(policy.incomingMigrations == [TriggerScenario.a.uuid])
@@ -107,98 +106,91 @@ struct TriggerPolicyTests {
     }
 }
 
-// MARK: - Controller
+/// Folds events through the pure ``TriggerPolicy``, keeping the incoming set as the
+/// coordinator does.
+struct PolicyFold {
+    var incomingMigrations: Set<String> = []
 
-/// A controller over a scheduler whose runner only records what reaches it.
-struct ControllerHarness {
-    let hypervisor = FakeHypervisor()
-    let submitted = Collected<String>()
-    let scheduler: DomainScheduler
-    let controller: Controller
-
-    init() {
-        let submitted = self.submitted
-        scheduler = DomainScheduler(concurrency: 2) { uuid, trigger in
-            submitted.append("\(uuid) \(trigger)")
-            return RunReport(
-                uuid: uuid, domain: nil, trigger: trigger, runID: "test", outcome: .skipped(.notManaged),
-                timings: PhaseTimings())
-        }
-        controller = Controller(scheduler: scheduler, hypervisor: hypervisor, logger: PipelineHarness.logger)
+    mutating func trigger(for event: HypervisorEvent) -> Trigger? {
+        let uuid = event.domain.uuid
+        let decision = TriggerPolicy.decide(event, incoming: incomingMigrations.contains(uuid))
+        if decision.incoming { incomingMigrations.insert(uuid) } else { incomingMigrations.remove(uuid) }
+        return decision.trigger
     }
 }
 
-@Suite("Controller")
-struct ControllerTests {
-    @Test("events reach the scheduler as the trigger policy decides", arguments: TriggerScenario.all)
+// MARK: - Events through the coordinator
+
+@Suite("DomainCoordinator events")
+struct CoordinatorEventTests {
+    /// A coordinator whose runner only records what reaches it.
+    static func recording(_ submitted: Collected<String>) -> CoordinatorHarness {
+        CoordinatorHarness(concurrency: 2) { work in
+            submitted.append("\(work.uuid) \(work.trigger)")
+            return RunReport(
+                uuid: work.uuid, domain: nil, trigger: work.trigger, runID: "test", outcome: .skipped(.notManaged),
+                timings: PhaseTimings())
+        }
+    }
+
+    @Test("events reach the runner as the trigger policy decides", arguments: TriggerScenario.all)
     func scenario(_ scenario: TriggerScenario) async {
-        let harness = ControllerHarness()
-        var returned: [Trigger] = []
-        var expectedRuns: [String] = []
-        for event in scenario.events {
-            if let trigger = await harness.controller.handle(event) {
-                returned.append(trigger)
-                switch event {
-                case .lifecycle(let domain, _), .contextMetadataChanged(let domain):
-                    expectedRuns.append("\(domain.uuid) \(trigger)")
-                case .connectionClosed: Issue.record("a closed connection started \(trigger)")
+        let submitted = Collected<String>()
+        await Self.recording(submitted).run { coordinator in
+            var returned: [Trigger] = []
+            var expectedRuns: [String] = []
+            for event in scenario.events {
+                if let trigger = await coordinator.handle(event) {
+                    returned.append(trigger)
+                    expectedRuns.append("\(event.domain.uuid) \(trigger)")
                 }
+                await coordinator.waitUntilIdle()
             }
-            await harness.scheduler.waitUntilIdle()
+            #expect(returned == scenario.expected)
+            #expect(submitted.all == expectedRuns)
+            #expect(await coordinator.submissions == scenario.expected.count)
         }
-        #expect(returned == scenario.expected)
-        #expect(harness.submitted.all == expectedRuns)
-        #expect(harness.submitted.count == scenario.expected.count)
-        #expect(await harness.scheduler.submissions == scenario.expected.count)
     }
 
-    @Test("events are counted by kind")
-    func eventCounts() async {
-        let harness = ControllerHarness()
-        await harness.controller.handle(.lifecycle(TriggerScenario.a, .startedMigrated))
-        await harness.controller.handle(.lifecycle(TriggerScenario.b, .startedMigrated))
-        await harness.controller.handle(.contextMetadataChanged(TriggerScenario.a))
-        await harness.controller.handle(.connectionClosed("eof"))
-        await harness.scheduler.waitUntilIdle()
-        #expect(
-            await harness.controller.eventCounts == [
-                "lifecycle.startedMigrated": 2, "metadata": 1, "connection-closed": 1,
-            ])
-    }
-
-    @Test("reconcileAll submits every running or paused domain")
-    func reconcile() async throws {
-        let harness = ControllerHarness()
-        let states: [DomainSnapshot.RunState] = [.running, .paused, .shutOff, .running, .other]
-        for (index, state) in states.enumerated() {
-            harness.hypervisor.add(
-                FakeHypervisor.Domain(
-                    identity: SchedulerHarness.domain(index), state: state, drives: [], contextMetadata: nil))
+    @Test("the coordinator keeps incoming migrations per domain, and forgets finished ones")
+    func incoming() async {
+        let submitted = Collected<String>()
+        await Self.recording(submitted).run { coordinator in
+            await coordinator.handle(.lifecycle(TriggerScenario.a, .startedMigrated))
+            await coordinator.handle(.lifecycle(TriggerScenario.b, .startedMigrated))
+            #expect(await coordinator.incomingMigrations == [TriggerScenario.a.uuid, TriggerScenario.b.uuid])
+            await coordinator.handle(.lifecycle(TriggerScenario.b, .stoppedFailed))
+            #expect(await coordinator.incomingMigrations == [TriggerScenario.a.uuid])
+            await coordinator.handle(.lifecycle(TriggerScenario.a, .resumedMigrated))
+            await coordinator.waitUntilIdle()
+            #expect(await coordinator.incomingMigrations.isEmpty)
+            #expect(await coordinator.recordCount == 0, "nothing is kept of unmanaged domains")
         }
-        let count = try await harness.controller.reconcileAll(trigger: .reconcile)
-        await harness.scheduler.waitUntilIdle()
-        #expect(count == 3)
-        let expected = [0, 1, 3].map { "\(SchedulerHarness.domain($0).uuid) reconcile" }
-        #expect(harness.submitted.all.sorted() == expected.sorted())
     }
 
-    @Test("reconcileAll reports a hypervisor failure and submits nothing")
-    func reconcileFails() async {
-        let harness = ControllerHarness()
-        harness.hypervisor.add(FakeHypervisor.Domain(identity: TriggerScenario.a, drives: [], contextMetadata: nil))
-        harness.hypervisor.fail(.activeDomains, kind: .transient)
-        await #expect(throws: HypervisorError.self) {
-            try await harness.controller.reconcileAll(trigger: .reconcile)
+    @Test("the receive time of the earliest event rides with the run it starts")
+    func eventTime() async {
+        let times = Collected<ContinuousClock.Instant?>()
+        let gate = Gate()
+        let harness = CoordinatorHarness(concurrency: 1) { work in
+            times.append(work.eventTime)
+            await gate.wait()
+            return RunReport(
+                uuid: work.uuid, domain: nil, trigger: work.trigger, runID: "t", outcome: .skipped(.notManaged),
+                timings: PhaseTimings())
         }
-        await harness.scheduler.waitUntilIdle()
-        #expect(harness.submitted.count == 0)
-    }
-
-    @Test("a manual submission reaches the scheduler")
-    func manual() async {
-        let harness = ControllerHarness()
-        await harness.controller.submit(TriggerScenario.a.uuid, trigger: .manual)
-        await harness.scheduler.waitUntilIdle()
-        #expect(harness.submitted.all == ["\(TriggerScenario.a.uuid) manual"])
+        await harness.run { coordinator in
+            let t0 = ContinuousClock.now
+            let a = TriggerScenario.a
+            await coordinator.handle(.lifecycle(a, .resumedMigrated), receivedAt: t0)
+            while times.count < 1 { await Task.yield() }
+            // While it runs: two events make one follow-up, which keeps the earlier time.
+            await coordinator.handle(.contextMetadataChanged(a), receivedAt: t0 + .milliseconds(5))
+            await coordinator.handle(.contextMetadataChanged(a), receivedAt: t0 + .milliseconds(9))
+            await coordinator.submit(a.uuid, trigger: .reconcile)
+            gate.open()
+            await coordinator.waitUntilIdle()
+            #expect(times.all == [t0, t0 + .milliseconds(5)])
+        }
     }
 }

@@ -44,13 +44,18 @@ struct MetricsTests {
     func recordedValues() async throws {
         let exporter = MetricsExporter(configuration: .init(), logger: Logger(label: "test"))
         let metrics = exporter.recorder
-        metrics.recordEvent(Self.event("u1", .lifecycle(.started(.booted))))
-        metrics.recordEvent(Self.event("u1", .lifecycle(.resumed(.migrated))))
-        metrics.recordEvent(Self.event("u1", .lifecycle(.resumed(.migrated))))
-        metrics.recordEvent(Self.event("u1", .metadataChange(.element, namespace: ContextMetadata.namespaceURI)))
-        metrics.recordEvent(Self.event("u1", .metadataChange(.element, namespace: AppliedMetadata.namespaceURI)))
-        metrics.recordEvent(Self.event("u1", .trayChange(deviceAlias: "sata0-0-0", .open)))
-        metrics.recordEvent(.closed(.endOfFile))
+        metrics.recordEvent(type: MetricsRecorder.eventType(Self.event("u1", .lifecycle(.started(.booted)))))
+        metrics.recordEvent(type: MetricsRecorder.eventType(Self.event("u1", .lifecycle(.resumed(.migrated)))))
+        metrics.recordEvent(type: MetricsRecorder.eventType(Self.event("u1", .lifecycle(.resumed(.migrated)))))
+        metrics.recordEvent(
+            type: MetricsRecorder.eventType(
+                Self.event("u1", .metadataChange(.element, namespace: ContextMetadata.namespaceURI))))
+        metrics.recordEvent(
+            type: MetricsRecorder.eventType(
+                Self.event("u1", .metadataChange(.element, namespace: AppliedMetadata.namespaceURI))))
+        metrics.recordEvent(
+            type: MetricsRecorder.eventType(Self.event("u1", .trayChange(deviceAlias: "sata0-0-0", .open))))
+        metrics.recordEvent(type: MetricsRecorder.eventType(.closed(.endOfFile)))
         let start = ContinuousClock.now
         // Event at `start`, image in the live domain 35 ms later, run over 40 ms after the event.
         var appliedRun = Self.report(
@@ -63,7 +68,8 @@ struct MetricsTests {
         metrics.recordRun(Self.report("u4", .failed(phase: .insert, message: "x", transient: false)))
         metrics.recordReconnect()
         metrics.recordReload()
-        metrics.recordScheduler(queueDepth: 3, activeRuns: 1)
+        metrics.recordCoordinator(queueDepth: 3, activeRuns: 1)
+        metrics.recordManagedDomains(3)
 
         let text = exporter.render()
         let samples = try await PrometheusTextParser.parse(text)
@@ -94,28 +100,12 @@ struct MetricsTests {
         #expect(samples.value("recontextd_reloads_total") == 1)
         #expect(samples.value("recontextd_queue_depth") == 3)
         #expect(samples.value("recontextd_active_runs") == 1)
-        // u1, u2 and u4 are managed (u4 failed but opted in); u3 is not.
+        // The coordinator counts managed domains (CoordinatorShutdownTests, DaemonServiceTests).
         #expect(samples.value("recontextd_managed_domains") == 3)
         #expect(samples.first { $0.name == "recontextd_pipeline_runs_total" }?.type == "counter")
         #expect(samples.first { $0.name.hasPrefix("recontextd_event_to_inserted_seconds") }?.type == "histogram")
         // No domain name or UUID is ever a label.
         #expect(!text.contains("vm-secret-name") && !text.contains("\"u1\""))
-    }
-
-    @Test("the event-to-inserted clock: the earliest pending event counts; an event that started nothing is dropped")
-    func pendingEvents() {
-        let metrics = MetricsRecorder(factory: MetricsExporter.makeFactory(registry: PrometheusCollectorRegistry()))
-        let t0 = ContinuousClock.now
-        #expect(metrics.notePendingEvent(for: "u", at: t0))
-        #expect(!metrics.notePendingEvent(for: "u", at: t0 + .seconds(1)))
-        #expect(metrics.takePendingEvent(for: "u") == t0)
-        #expect(metrics.takePendingEvent(for: "u") == nil)
-        #expect(metrics.notePendingEvent(for: "u", at: t0))
-        metrics.dropPendingEvent(for: "u", at: t0 + .seconds(1))
-        #expect(metrics.takePendingEvent(for: "u") == t0, "only the noted event itself is dropped")
-        #expect(metrics.notePendingEvent(for: "u", at: t0))
-        metrics.dropPendingEvent(for: "u", at: t0)
-        #expect(metrics.takePendingEvent(for: "u") == nil)
     }
 
     @Test(

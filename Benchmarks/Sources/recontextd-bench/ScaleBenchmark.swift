@@ -9,7 +9,7 @@ import Virt
 /// process).
 ///
 /// The real adapters run: ``LibvirtHypervisor`` (libvirt's test driver), ``ISOImageStore``
-/// (libisofs, atomic files), ``ContextPipeline`` under a ``DomainScheduler`` and a ``Controller``.
+/// (libisofs, atomic files), ``ContextPipeline`` under a ``DomainCoordinator``.
 /// The test driver cannot change media ("not supported"), so every run ends in the insert phase
 /// after resolve and build: everything but the device step is real.
 enum ScaleBenchmark {
@@ -133,20 +133,21 @@ enum ScaleBenchmark {
         result["image_build_ms_total"] = buildSamples.reduce(0, +)
         note("\(domains) image builds: median \(String(format: "%.2f", Summary(buildSamples).median)) ms")
 
-        // MARK: full pipeline through Controller + DomainScheduler (the insert step fails here)
+        // MARK: full pipeline through the DomainCoordinator (the insert step fails here)
         let outcomes = ResultCounter()
-        let scheduler = DomainScheduler(
-            concurrency: 4,
-            runner: { uuid, trigger in await pipeline.run(uuid: uuid, trigger: trigger) },
-            onReport: { report in outcomes.add(report) })
-        let controller = Controller(scheduler: scheduler, hypervisor: hypervisor, logger: logger)
+        let coordinator = DomainCoordinator(
+            settings: .init(concurrency: 4), logger: logger,
+            runner: { work in await pipeline.run(uuid: work.uuid, trigger: work.trigger) },
+            onFinished: { finished in outcomes.add(finished.report) })
+        async let coordinatorRun: Void = coordinator.run()
         let reconcileMS = try await timeMSAsync {
-            try await controller.reconcileAll(trigger: .reconcile)
-            await scheduler.waitUntilIdle()
+            let active = try await hypervisor.activeDomains()
+            await coordinator.submit(all: active.map(\.uuid), trigger: .reconcile)
+            await coordinator.waitUntilIdle()
         }
         result["reconcile_all_ms"] = reconcileMS
         result["reconcile_outcomes"] = outcomes.snapshot()
-        note("reconcile of \(domains) domains through the scheduler: \(Int(reconcileMS)) ms, \(outcomes.snapshot())")
+        note("reconcile of \(domains) domains through the coordinator: \(Int(reconcileMS)) ms, \(outcomes.snapshot())")
 
         try await Task.sleep(for: .seconds(1))
         result["rss_kib_idle_with_domains"] = procStatusKiB("VmRSS")
@@ -158,8 +159,8 @@ enum ScaleBenchmark {
         let cpuBefore = cpuTimeMS()
         let leakMS = try await timeMSAsync {
             for round in 0..<rounds {
-                for index in 0..<domains { await controller.submit(uuid(index), trigger: .manual) }
-                await scheduler.waitUntilIdle()
+                for index in 0..<domains { await coordinator.submit(uuid(index), trigger: .manual) }
+                await coordinator.waitUntilIdle()
                 rssSamples.append(["runs": (round + 1) * domains, "rss_kib": procStatusKiB("VmRSS")])
                 if round == 0 || (round + 1) % 5 == 0 {
                     note("leak check: \((round + 1) * domains) runs, RSS \(procStatusKiB("VmRSS")) KiB")
@@ -180,7 +181,9 @@ enum ScaleBenchmark {
         result["hwm_kib"] = procStatusKiB("VmHWM")
         result["events_received_total"] = counter.count
         receiver.cancel()
-        hypervisor.disconnect()
+        await coordinator.shutdown(budget: .seconds(30))
+        await coordinatorRun
+        hypervisor.disconnectNow()
         return result
     }
 

@@ -525,7 +525,8 @@ struct ConfigReader {
 
     mutating func readPipeline(_ node: Node, into pipeline: inout DaemonConfiguration.Pipeline) {
         for (key, value) in entries(
-            node, path: "pipeline", known: ["concurrency", "reconcile-interval", "collect-grace", "retry"])
+            node, path: "pipeline",
+            known: ["concurrency", "reconcile-interval", "collect-grace", "shutdown-budget", "retry"])
         {
             let path = "pipeline.\(key)"
             switch key {
@@ -538,6 +539,15 @@ struct ConfigReader {
             case "collect-grace":
                 if let grace = duration(value, path, unit: .seconds(1), unitName: "seconds", allowZero: true) {
                     pipeline.collectGrace = grace
+                }
+            case "shutdown-budget":
+                // Below the unit's TimeoutStopSec=60s, so that systemd never SIGKILLs mid-swap.
+                if let budget = duration(value, path, unit: .seconds(1), unitName: "seconds", allowZero: true) {
+                    if budget >= .seconds(55) {
+                        report(value, path, "must be below 55 s (the unit's TimeoutStopSec is 60 s)")
+                    } else {
+                        pipeline.shutdownBudget = budget
+                    }
                 }
             default:
                 var initialNode: Node?

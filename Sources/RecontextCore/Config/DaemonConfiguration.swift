@@ -38,6 +38,7 @@ import Logging
 ///   concurrency: 4                 # domains processed at once, 1-256. Default 4
 ///   reconcile-interval: 300        # seconds (or "5m") between periodic reconciles; 0 = off. Default 300
 ///   collect-grace: 120             # seconds (or "2m") an unreferenced image (or stale temporary) is kept. Default 120
+///   shutdown-budget: 40            # seconds running runs may take to finish at stop, then cancelled; < 55. Default 40
 ///   retry:
 ///     attempts: 5                  # tries per phase before giving up, 1-100. Default 5
 ///     initial-backoff: 200         # milliseconds (or "200ms", "1s") before the first retry. Default 200
@@ -159,6 +160,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
         /// periodic reconcile (or every 300 s when reconciles are off). Default 120 s; it must
         /// exceed the longest image write.
         public var collectGrace: Duration = .seconds(120)
+        /// `pipeline.shutdown-budget`: how long running runs may take to finish at stop before they
+        /// are cancelled (at their next phase). Below the unit's `TimeoutStopSec=60s`. Default 40 s.
+        public var shutdownBudget: Duration = .seconds(40)
         /// `pipeline.retry.*`.
         public var retry = Retry()
         /// The defaults.

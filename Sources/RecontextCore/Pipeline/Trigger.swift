@@ -35,14 +35,20 @@ public enum HypervisorEvent: Sendable, Hashable {
     case lifecycle(DomainIdentity, LifecycleSignal)
     /// The domain's context metadata (our namespace) changed.
     case contextMetadataChanged(DomainIdentity)
-    /// The connection to the hypervisor was lost.
-    case connectionClosed(String)
+
+    /// The domain the event is about.
+    public var domain: DomainIdentity {
+        switch self {
+        case .lifecycle(let domain, _), .contextMetadataChanged(let domain): domain
+        }
+    }
 }
 
-/// Decides which events start a pipeline run.
+/// Decides which events start a pipeline run: a pure function of the event and whether the
+/// domain is arriving by migration (the ``DomainCoordinator`` keeps that per domain).
 ///
 /// - RESUMED/MIGRATED: the migration is done and the VM runs here: run.
-/// - STARTED/MIGRATED alone: not yet (the migration may still fail); remembered as incoming.
+/// - STARTED/MIGRATED alone: not yet (the migration may still fail); the domain is incoming.
 /// - SUSPENDED/PAUSED of an incoming domain: it arrived paused and will never send
 ///   RESUMED/MIGRATED: run.
 /// - STOPPED/FAILED of an incoming domain: the migration was aborted: forget it.
@@ -50,40 +56,34 @@ public enum HypervisorEvent: Sendable, Hashable {
 /// - Events of domains leaving (SUSPENDED/MIGRATED, STOPPED/MIGRATED on the source): nothing.
 /// - METADATA_CHANGE in the context namespace: run. Our own applied-state namespace never
 ///   reaches here (the daemon filters by namespace).
-public struct TriggerPolicy: Sendable {
-    private var incoming: Set<String> = []
+public enum TriggerPolicy {
+    /// What an event means for a domain.
+    public struct Decision: Sendable, Hashable {
+        /// The run to start, if any.
+        public var trigger: Trigger?
+        /// Whether the domain is arriving by migration after this event.
+        public var incoming: Bool
+    }
 
-    /// Creates a policy with no incoming migrations.
-    public init() {}
-
-    /// The UUIDs seen with STARTED/MIGRATED that have neither resumed, paused nor stopped.
-    public var incomingMigrations: Set<String> { incoming }
-
-    /// The trigger for an event, if it should start a run.
-    public mutating func trigger(for event: HypervisorEvent) -> Trigger? {
+    /// The decision for `event` about a domain that is (`incoming`) or is not arriving.
+    public static func decide(_ event: HypervisorEvent, incoming: Bool) -> Decision {
         switch event {
-        case .connectionClosed:
-            return nil
         case .contextMetadataChanged:
-            return .metadataChanged
-        case .lifecycle(let domain, let signal):
+            return Decision(trigger: .metadataChanged, incoming: incoming)
+        case .lifecycle(_, let signal):
             switch signal {
             case .startedMigrated:
-                incoming.insert(domain.uuid)
-                return nil
+                return Decision(trigger: nil, incoming: true)
             case .resumedMigrated:
-                incoming.remove(domain.uuid)
-                return .migratedIn
+                return Decision(trigger: .migratedIn, incoming: false)
             case .suspendedPaused:
-                return incoming.remove(domain.uuid) != nil ? .arrivedPaused : nil
+                return Decision(trigger: incoming ? .arrivedPaused : nil, incoming: false)
             case .startedBooted, .startedRestored:
-                incoming.remove(domain.uuid)
-                return .started
+                return Decision(trigger: .started, incoming: false)
             case .stoppedFailed, .stoppedMigrated, .stoppedOther, .undefined:
-                incoming.remove(domain.uuid)
-                return nil
+                return Decision(trigger: nil, incoming: false)
             case .defined, .resumedOther, .suspendedMigrated, .suspendedOther, .other:
-                return nil
+                return Decision(trigger: nil, incoming: incoming)
             }
         }
     }

@@ -1,0 +1,50 @@
+import RecontextCore
+import Virt
+
+// MARK: - The event source over libvirt
+
+extension LibvirtHypervisor: HypervisorEventSource {
+    public var endpoint: String { uri }
+
+    public func subscribe() async throws(HypervisorError) -> AsyncStream<ObservedEvent> {
+        let events: DomainEventStream
+        do {
+            events = try await Blocking.run { () throws(VirtError) -> DomainEventStream in
+                try self.connect().events()
+            }
+        } catch {
+            throw HypervisorError(error, operation: "connect to \(uri)")
+        }
+        let iterator = EventIterator(events.makeAsyncIterator())
+        return AsyncStream(unfolding: { await iterator.next() })
+    }
+
+    public func disconnect() async {
+        // virConnectClose is an RPC: off the cooperative pool.
+        await Blocking.run { self.disconnectNow() }
+    }
+}
+
+/// Maps libvirt's events to observed events, ending after the connection closed.
+///
+/// `@unchecked Sendable`: `AsyncStream(unfolding:)` calls `next()` from its single consumer,
+/// one call at a time, so the iterator is never used concurrently.
+private final class EventIterator: @unchecked Sendable {
+    private var base: AsyncStream<ConnectionEvent>.Iterator
+    private var closed = false
+
+    init(_ base: AsyncStream<ConnectionEvent>.Iterator) { self.base = base }
+
+    func next() async -> ObservedEvent? {
+        guard !closed, let event = await base.next() else { return nil }
+        let type = MetricsRecorder.eventType(event)
+        switch event {
+        case .closed(let reason):
+            closed = true
+            return ObservedEvent(.closed(reason: "\(reason)"), type: type)
+        case .domain(let domainEvent):
+            let kind = HypervisorEvent(domainEvent).map(ObservedEvent.Kind.domain) ?? .ignored
+            return ObservedEvent(kind, type: type, receivedAt: domainEvent.receivedAt)
+        }
+    }
+}

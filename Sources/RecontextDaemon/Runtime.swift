@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import RecontextCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The parts of the daemon that one configuration determines, replaced as a whole on reload.
+public struct Runtime: Sendable {
+    /// The configuration they were made from.
+    public let configuration: DaemonConfiguration
+    /// The image directory.
+    public let images: ISOImageStore
+    /// The pipeline.
+    public let pipeline: ContextPipeline
+
+    /// Builds the parts; creates the image directory if needed. Blocking (`getgrnam`, `mkdir`):
+    /// the daemon calls ``make(configuration:hypervisor:logger:)`` instead.
+    /// - Throws: ``ImageStoreError`` when the image directory is unusable.
+    public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError)
+    {
+        self.configuration = configuration
+        var group: gid_t?
+        if let name = configuration.images.group {
+            guard let entry = getgrnam(name) else {
+                throw ImageStoreError("images.group: no group named '\(name)' on this host", isTransient: false)
+            }
+            group = entry.pointee.gr_gid
+        }
+        images = ISOImageStore(
+            directory: configuration.images.directory, mode: mode_t(configuration.images.mode), group: group,
+            maxImageBytes: configuration.images.maxSize)
+        try images.prepare()
+        pipeline = ContextPipeline(
+            hypervisor: hypervisor, images: images, settings: PipelineSettings(configuration: configuration),
+            logger: logger)
+    }
+}
+
+extension Runtime {
+    /// Builds the parts off the cooperative thread pool.
+    /// - Throws: ``ImageStoreError`` when the image directory is unusable.
+    public static func make(
+        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger
+    ) async throws(ImageStoreError) -> Runtime {
+        try await Blocking.run { () throws(ImageStoreError) -> Runtime in
+            try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
+        }
+    }
+}
