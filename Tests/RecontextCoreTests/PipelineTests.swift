@@ -100,15 +100,6 @@ struct PipelineHarness {
     }
 }
 
-/// Values collected from concurrent code (a `Mutex` cannot be captured by an escaping closure).
-final class Collected<Element: Sendable>: Sendable {
-    private let values = Mutex<[Element]>([])
-    init() {}
-    func append(_ value: Element) { values.withLock { $0.append(value) } }
-    var all: [Element] { values.withLock { $0 } }
-    var count: Int { values.withLock { $0.count } }
-}
-
 extension RunReport {
     /// The applied state, when the run applied a new image.
     var applied: AppliedState? {
