@@ -3,9 +3,10 @@ import PackageDescription
 
 /// recontextd: rebuilds a VM's context CD-ROM with this host's facts whenever the VM arrives.
 ///
-/// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder) → RecontextDaemon (glue);
-/// RecontextCore (model and pipeline) imports neither C nor the wrappers. CSystemd (journal and
-/// sd_notify, two calls) is small enough that the glue imports it directly, as `internal import`.
+/// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder, XML) → RecontextDaemon (glue);
+/// RecontextCore (model and pipeline) imports no C module and, of the wrappers, only XML (the one
+/// XML reader and escaper, libxml2 behind an `internal import`). CSystemd (journal and sd_notify,
+/// two calls) is small enough that the glue imports it directly, as `internal import`.
 let package = Package(
     name: "recontextd",
     platforms: [.macOS(.v14)],
@@ -44,6 +45,12 @@ let package = Package(
             providers: [.apt(["libisofs-dev"])]
         ),
         .systemLibrary(
+            name: "CLibxml2",
+            path: "Modules/CLibxml2",
+            pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]
+        ),
+        .systemLibrary(
             name: "CSystemd",
             path: "Modules/CSystemd",
             pkgConfig: "libsystemd",
@@ -51,11 +58,14 @@ let package = Package(
         ),
 
         // MARK: - Safe wrappers
-        /// Guards Foundation's XMLParser against inputs that crash it; shared by every XML reader.
-        .target(name: "XMLSafety"),
+        /// The one XML reader (libxml2: no DTDs, no entities, bounded) and escaper.
+        .target(
+            name: "XML",
+            dependencies: ["CLibxml2"]
+        ),
         .target(
             name: "Virt",
-            dependencies: ["CLibvirt", "XMLSafety"]
+            dependencies: ["CLibvirt", "XML"]
         ),
         .target(
             name: "ISOBuilder",
@@ -66,7 +76,7 @@ let package = Package(
         .target(
             name: "RecontextCore",
             dependencies: [
-                "XMLSafety",
+                "XML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -79,6 +89,7 @@ let package = Package(
                 "Virt",
                 "ISOBuilder",
                 "RecontextCore",
+                "XML",
                 "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -103,16 +114,17 @@ let package = Package(
         // MARK: - Tests
         .target(
             name: "TestSupport",
-            dependencies: ["RecontextCore"],
+            dependencies: ["RecontextCore", "XML"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "VirtTests", dependencies: ["Virt", "XMLSafety", "TestSupport"]),
+        .testTarget(name: "XMLTests", dependencies: ["XML"]),
+        .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
         .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
-        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "XMLSafety", "TestSupport"]),
+        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",
             dependencies: [
-                "RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "TestSupport",
+                "RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "XML", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

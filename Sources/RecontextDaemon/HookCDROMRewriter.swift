@@ -1,5 +1,5 @@
 import Foundation
-import Virt
+internal import XML
 
 #if canImport(Glibc)
     import Glibc
@@ -82,8 +82,10 @@ public struct HookRewrite: Sendable {
 /// `<source>` element is removed: the drive comes up empty and the daemon inserts this host's
 /// image when the VM has arrived (a placeholder image would swap the content under the guest with
 /// no tray event; see the field notes). Every other byte of the document is kept as libvirt wrote
-/// it: the element is cut out of the text (with its line's indentation) by ``HookXMLScanner``,
-/// whose reading is checked against libxml2's before, and the result is parsed again after.
+/// it: the element is cut out of the text (with its line's indentation) at the byte range that
+/// the ``XML`` reader (libxml2) reports for it, so quoting, namespaces, whitespace and the
+/// metadata of other tools stay as they were, which a parse-and-serialise round trip would not
+/// keep.
 ///
 /// Never touched: sources outside the image directory (compared lexically, after dropping `.`
 /// components and repeated slashes; a path with `..` is never considered inside), sources that
@@ -96,8 +98,8 @@ public struct HookRewrite: Sendable {
 /// without that file: the hook does not override it and fails with a message naming the disk, as
 /// libvirt would have failed anyway.
 ///
-/// When the document cannot be read (malformed, not a `<domain>`, the two readings disagree, too
-/// large), the hook steps aside (no output, a warning), unless the raw text names a missing file
+/// When the document cannot be read (malformed, a DOCTYPE, not a `<domain>`, too large), the hook
+/// steps aside (no output, a warning), unless the raw text names a missing file
 /// directly in the image directory: then libvirt would fail on it anyway, and the hook fails
 /// first, with a message that says why.
 public struct HookCDROMRewriter: Sendable {
@@ -140,57 +142,36 @@ public struct HookCDROMRewriter: Sendable {
         guard complete else {
             return try stepAside(xml, domain: domain, reason: "the domain XML is larger than the hook reads")
         }
-        let elements: [HookXMLElement]
+        let root: XMLElement
         do {
-            elements = try HookXMLScanner.scan(xml)
+            root = try XMLReader.parse(xml, limits: Self.limits)
         } catch {
-            // libxml2's message is the one an operator knows; the scanner's is the fallback.
-            let reason: String
-            do {
-                _ = try HookXMLParserCheck.elements(of: xml)
-                reason = "cannot read the domain XML: \(error)"
-            } catch let parserError {
-                reason = "the domain XML is malformed: \(parserError)"
-            }
-            return try stepAside(xml, domain: domain, reason: reason)
+            return try stepAside(xml, domain: domain, reason: "cannot read the domain XML: \(error)")
         }
-        do {
-            let parsed = try HookXMLParserCheck.elements(of: xml)
-            if let index = HookXMLParserCheck.firstDifference(parsed, HookXMLParserCheck.elements(of: elements)) {
-                let line = index < elements.count ? elements[index].line : elements.last?.line ?? 0
-                return try stepAside(
-                    xml, domain: domain,
-                    reason: "cannot read the domain XML: the hook's reading differs from libxml2's at line \(line)")
-            }
-        } catch {
-            return try stepAside(xml, domain: domain, reason: "the domain XML is malformed: \(error)")
-        }
-        guard elements.first?.name == "domain" else {
+        guard root.qualifiedName == "domain" else {
             return try stepAside(
-                xml, domain: domain, reason: "the XML's root element is <\(elements.first?.name ?? "")>, not <domain>")
+                xml, domain: domain, reason: "the XML's root element is <\(root.qualifiedName)>, not <domain>")
         }
-        return try rewrite(xml, elements: elements, domain: domain)
+        return try rewrite(xml, root: root, domain: domain)
     }
+
+    /// What the hook reads: libvirt's domain XML nests about 8 levels; the size is
+    /// ``QemuHook/maximumInputBytes``.
+    static let limits = XMLLimits(maxBytes: QemuHook.maximumInputBytes)
 
     // MARK: - Rewriting
 
-    private func rewrite(_ xml: [UInt8], elements: [HookXMLElement], domain: String) throws(HookError) -> HookRewrite {
-        var removals: [(index: Int, source: HookCDROMSource)] = []
+    private func rewrite(_ xml: [UInt8], root: XMLElement, domain: String) throws(HookError) -> HookRewrite {
+        var removals: [(element: XMLElement, source: HookCDROMSource)] = []
         var mandatory: [HookCDROMSource] = []
         var warnings: [String] = []
         var cdromNumber = 0
-        for (index, disk) in elements.enumerated()
-        where disk.depth == 2 && disk.name == "disk" && elements[disk.parent!].name == "devices"
-            && disk.attribute("device") == "cdrom"
-        {
+        let disks = root.children(named: "devices").flatMap { $0.children(named: "disk") }
+        for disk in disks where disk.attribute("device") == "cdrom" {
             cdromNumber += 1
             guard (disk.attribute("type") ?? "file") == "file" else { continue }
-            let children = (index + 1)..<(disk.lastDescendant + 1) // empty for <disk .../>
-            let target =
-                children.first { elements[$0].parent == index && elements[$0].name == "target" }
-                .flatMap { elements[$0].attribute("dev") } ?? "#\(cdromNumber)"
-            for child in children where elements[child].parent == index && elements[child].name == "source" {
-                let element = elements[child]
+            let target = disk.children(named: "target").first?.attribute("dev") ?? "#\(cdromNumber)"
+            for element in disk.children(named: "source") {
                 guard let path = element.attribute("file"), isDirectlyInImageDirectory(path) else { continue }
                 let source = HookCDROMSource(
                     target: target, path: path, startupPolicy: element.attribute("startupPolicy"), line: element.line)
@@ -203,7 +184,7 @@ public struct HookCDROMRewriter: Sendable {
                     if source.startupPolicy == "mandatory" {
                         mandatory.append(source)
                     } else {
-                        removals.append((child, source))
+                        removals.append((element, source))
                     }
                 }
             }
@@ -217,42 +198,19 @@ public struct HookCDROMRewriter: Sendable {
         }
         guard !removals.isEmpty else { return HookRewrite(xml: nil, removed: [], warnings: warnings) }
 
-        let output = Self.cut(xml, ranges: removals.map { Self.lineRange(of: elements[$0.index], in: xml) })
-        // The result must read as the input without the removed subtrees, element for element.
-        var removedIndices = Set<Int>()
-        for removal in removals { removedIndices.formUnion(removal.index...elements[removal.index].lastDescendant) }
-        let expected = HookXMLParserCheck.elements(of: elements).enumerated()
-            .filter { !removedIndices.contains($0.offset) }.map(\.element)
-        let check: String?
-        do {
-            let reread = try HookXMLParserCheck.elements(of: output)
-            check = HookXMLParserCheck.firstDifference(reread, expected).map {
-                "differs from the input at element \($0)"
-            }
-        } catch {
-            check = "is malformed (\(error))"
-        }
-        if let check {
-            // A bug of the hook: never hand libvirt such a document.
-            let survivable = removals.allSatisfy { ["optional", "requisite"].contains($0.source.startupPolicy) }
-            let message = "internal error: the rewritten domain XML \(check); nothing changed"
-            if survivable {
-                return HookRewrite(xml: nil, removed: [], warnings: warnings + [message])
-            }
-            throw HookError(domain: domain, message: message)
-        }
+        let output = Self.cut(xml, ranges: removals.map { Self.lineRange(of: $0.element.byteRange, in: xml) })
         return HookRewrite(xml: output, removed: removals.map(\.source), warnings: warnings)
     }
 
-    /// The bytes of `element`, widened to its line's leading indentation and the line break before
-    /// it when only blanks separate them, so that removing it leaves no blank line.
-    static func lineRange(of element: HookXMLElement, in xml: [UInt8]) -> Range<Int> {
-        var start = element.start
+    /// The bytes of an element (`range`), widened to its line's leading indentation and the line
+    /// break before it when only blanks separate them, so that removing it leaves no blank line.
+    static func lineRange(of range: Range<Int>, in xml: [UInt8]) -> Range<Int> {
+        var start = range.lowerBound
         while start > 0, xml[start - 1] == UInt8(ascii: " ") || xml[start - 1] == UInt8(ascii: "\t") { start -= 1 }
-        guard start > 0, xml[start - 1] == UInt8(ascii: "\n") else { return element.start..<element.end }
+        guard start > 0, xml[start - 1] == UInt8(ascii: "\n") else { return range }
         start -= 1
         if start > 0, xml[start - 1] == UInt8(ascii: "\r") { start -= 1 }
-        return start..<element.end
+        return start..<range.upperBound
     }
 
     /// `xml` without the (disjoint) `ranges`.
@@ -290,7 +248,7 @@ public struct HookCDROMRewriter: Sendable {
         guard let directoryComponents else { return [] }
         let directory = directoryComponents.map { "/" + $0 }.joined() + "/"
         var prefixes = [Array(directory.utf8)]
-        let escaped = Array(XMLText.escape(directory).utf8) // the same five entities libvirt escapes
+        let escaped = Array(XMLEscaping.attribute(directory).utf8) // libvirt escapes the same five entities
         if escaped != prefixes[0] { prefixes.append(escaped) }
         var found: [String] = []
         for prefix in prefixes {

@@ -1,3 +1,5 @@
+internal import XML
+
 /// A CD-ROM device of a domain, parsed from its XML.
 public struct CDROMDevice: Sendable, Hashable {
     /// The disk type, `file` for an image file (also `block`, `network`, ...).
@@ -50,47 +52,27 @@ public struct CDROMDevice: Sendable, Hashable {
     ///   - startupPolicy: the source's startup policy; defaults to the current one.
     public func xml(source: String?, startupPolicy: String?? = .none) -> String {
         let policy = startupPolicy ?? self.startupPolicy
-        var xml = "<disk type='\(XMLText.escape(diskType))' device='cdrom'>"
+        var xml = "<disk type='\(XMLEscaping.attribute(diskType))' device='cdrom'>"
         if driverName != nil || driverType != nil {
             xml += "<driver"
-            if let driverName { xml += " name='\(XMLText.escape(driverName))'" }
-            if let driverType { xml += " type='\(XMLText.escape(driverType))'" }
+            if let driverName { xml += " name='\(XMLEscaping.attribute(driverName))'" }
+            if let driverType { xml += " type='\(XMLEscaping.attribute(driverType))'" }
             xml += "/>"
         }
         if let source {
-            xml += "<source file='\(XMLText.escape(source))'"
-            if let policy { xml += " startupPolicy='\(XMLText.escape(policy))'" }
+            xml += "<source file='\(XMLEscaping.attribute(source))'"
+            if let policy { xml += " startupPolicy='\(XMLEscaping.attribute(policy))'" }
             xml += "/>"
         }
-        xml += "<target dev='\(XMLText.escape(target))' bus='\(XMLText.escape(bus))'/>"
+        xml += "<target dev='\(XMLEscaping.attribute(target))' bus='\(XMLEscaping.attribute(bus))'/>"
         if isReadOnly { xml += "<readonly/>" }
-        if let alias, alias.hasPrefix("ua-") { xml += "<alias name='\(XMLText.escape(alias))'/>" }
+        if let alias, alias.hasPrefix("ua-") { xml += "<alias name='\(XMLEscaping.attribute(alias))'/>" }
         if !address.isEmpty {
             xml += "<address"
-            for key in address.keys.sorted() { xml += " \(key)='\(XMLText.escape(address[key]!))'" }
+            for key in address.keys.sorted() { xml += " \(key)='\(XMLEscaping.attribute(address[key]!))'" }
             xml += "/>"
         }
         xml += "</disk>"
         return xml
-    }
-}
-
-/// XML text escaping for attribute values and character data.
-public enum XMLText {
-    /// Escapes `&`, `<`, `>`, `'` and `"`.
-    public static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "'": out += "&apos;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
-            }
-        }
-        return out
     }
 }

@@ -1,14 +1,7 @@
-import Foundation
-import XMLSafety
+internal import XML
 
-#if canImport(FoundationXML)
-    import FoundationXML
-#endif
-
-/// Reads what the wrapper needs from a domain's XML description.
-///
-/// Uses the streaming `XMLParser`: FoundationXML's `XMLDocument` leaks about 19 KB per parse on
-/// this platform, which a long-running daemon cannot afford. Entities are never resolved.
+/// Reads what the wrapper needs from a domain's XML description, with the ``XML`` reader
+/// (libxml2: no DTD, no entities, bounded depth and size).
 public enum DomainXML {
     /// A domain XML that could not be parsed.
     public struct ParseError: Error, Sendable, CustomStringConvertible {
@@ -17,67 +10,51 @@ public enum DomainXML {
         public var description: String { message }
     }
 
+    /// The largest domain XML read (libvirt's are a few tens of KiB; metadata can add some).
+    static let limits = XMLLimits(maxBytes: 16 << 20)
+
     /// The CD-ROM disks under `<devices>`, in document order.
     /// - Throws: ``ParseError`` when the XML is malformed.
     public static func cdroms(in xml: String) throws(ParseError) -> [CDROMDevice] {
-        let delegate = CDROMCollector()
-        let parser = XMLParser(data: Data(XMLParserSafety.sanitized(Array(xml.utf8))))
-        parser.shouldResolveExternalEntities = false
-        parser.shouldProcessNamespaces = false
-        parser.delegate = delegate
-        guard parser.parse() else {
-            let message = parser.parserError.map { "\($0)" } ?? "unknown error"
-            throw ParseError(message: "domain XML line \(parser.lineNumber): \(message)")
+        let root: XMLElement
+        do {
+            root = try XMLReader.parse(xml, limits: limits)
+        } catch {
+            throw ParseError(message: "domain XML \(error)")
         }
-        return delegate.devices
-    }
-}
-
-/// Collects `<disk device='cdrom'>` elements directly below `<domain><devices>`.
-private final class CDROMCollector: NSObject, XMLParserDelegate {
-    var devices: [CDROMDevice] = []
-    private var path: [String] = []
-    private var current: CDROMDevice?
-
-    func parser(
-        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-        attributes: [String: String] = [:]
-    ) {
-        path.append(name)
-        if path.count == 3, name == "disk", path[1] == "devices", attributes["device"] == "cdrom" {
-            current = CDROMDevice(
-                diskType: attributes["type"] ?? "file", target: "", bus: "", isReadOnly: false,
-                driverName: nil, driverType: nil)
-            return
-        }
-        guard path.count == 4, current != nil else { return }
-        switch name {
-        case "source":
-            current?.sourceFile = attributes["file"] ?? attributes["dev"]
-            current?.startupPolicy = attributes["startupPolicy"]
-        case "target":
-            current?.target = attributes["dev"] ?? ""
-            current?.bus = attributes["bus"] ?? ""
-            current?.tray = attributes["tray"]
-        case "alias":
-            current?.alias = attributes["name"]
-        case "readonly":
-            current?.isReadOnly = true
-        case "driver":
-            current?.driverName = attributes["name"]
-            current?.driverType = attributes["type"]
-        case "address":
-            current?.address = attributes
-        default:
-            break
+        return root.children(named: "devices").flatMap { devices in
+            devices.children(named: "disk").filter { $0.attribute("device") == "cdrom" }.map(cdrom)
         }
     }
 
-    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-        if path.count == 3, name == "disk", let device = current {
-            devices.append(device)
-            current = nil
+    /// One `<disk device='cdrom'>`; of repeated children, the last counts.
+    private static func cdrom(_ disk: XMLElement) -> CDROMDevice {
+        var device = CDROMDevice(
+            diskType: disk.attribute("type") ?? "file", target: "", bus: "", isReadOnly: false, driverName: nil,
+            driverType: nil)
+        for child in disk.children {
+            switch child.qualifiedName {
+            case "source":
+                device.sourceFile = child.attribute("file") ?? child.attribute("dev")
+                device.startupPolicy = child.attribute("startupPolicy")
+            case "target":
+                device.target = child.attribute("dev") ?? ""
+                device.bus = child.attribute("bus") ?? ""
+                device.tray = child.attribute("tray")
+            case "alias":
+                device.alias = child.attribute("name")
+            case "readonly":
+                device.isReadOnly = true
+            case "driver":
+                device.driverName = child.attribute("name")
+                device.driverType = child.attribute("type")
+            case "address":
+                device.address = Dictionary(
+                    child.attributes.map { ($0.qualifiedName, $0.value) }, uniquingKeysWith: { _, last in last })
+            default:
+                break
+            }
         }
-        path.removeLast()
+        return device
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import XML
 
 // MARK: - LibvirtTestHost
 
@@ -549,18 +550,7 @@ public final class LibvirtTestHost: @unchecked Sendable {
     }
 
     private static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "'": out += "&apos;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
-            }
-        }
-        return out
+        XMLEscaping.attribute(text)
     }
 }
 

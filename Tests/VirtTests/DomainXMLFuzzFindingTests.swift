@@ -1,12 +1,11 @@
 import Foundation
 import Testing
-import XMLSafety
 
 @testable import Virt
 
 /// A domain XML whose metadata holds a processing instruction without data (libvirt keeps it; any
 /// user allowed to set a VM's metadata can put it there) crashed Foundation's `XMLParser` on
-/// Linux. Found by fuzzing (issue 6); see ``XMLParserSafety``.
+/// Linux. Found by fuzzing (issue 6); the libxml2 reader must read it.
 @Suite("Domain XML: a data-less processing instruction in metadata")
 struct DomainXMLFuzzFindingTests {
     @Test("the CD-ROMs are read; nothing crashes")
@@ -18,6 +17,5 @@ struct DomainXMLFuzzFindingTests {
             """
         let cdroms = try DomainXML.cdroms(in: xml)
         #expect(cdroms.map(\.sourceFile) == ["/srv/a.iso"])
-        #expect(XMLParserSafety.sanitized(Array("<a><?x?></a>".utf8)) == Array("<a><?x ?></a>".utf8))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+internal import XML
 
 // MARK: - AppliedMetadata
 
@@ -29,25 +30,25 @@ public enum AppliedMetadata {
         func fail(_ code: ContextError.Code, _ field: String, _ message: String) -> ContextError {
             ContextError(code, domain: "", field: field, message)
         }
-        let root: XMLTreeElement
+        let root: XMLElement
         switch XMLTree.parse(xml, caps: XMLTree.Caps(maxBytes: 64 << 10, maxDepth: 2, maxElements: 4)) {
         case .success(let element): root = element
         case .failure(let failure): throw fail(failure.code, "applied", failure.message)
         }
-        guard root.localName == "applied", root.namespaceURI.isEmpty || root.namespaceURI == namespaceURI else {
+        guard root.name == "applied", root.namespaceURI.isEmpty || root.namespaceURI == namespaceURI else {
             throw fail(
-                .wrongRoot, "applied", "root element is <\(root.localName)>, expected <applied> in \(namespaceURI)")
+                .wrongRoot, "applied", "root element is <\(root.name)>, expected <applied> in \(namespaceURI)")
         }
-        for name in root.attributes.keys.sorted() where !attributes.contains(name) {
+        for name in root.attributes.map(\.qualifiedName).sorted() where !attributes.contains(name) {
             throw fail(
                 .unknownAttribute, "applied.\(name)",
                 "unknown attribute (allowed: \(attributes.joined(separator: ", ")))")
         }
         if let child = root.children.first {
-            throw fail(.unknownElement, "applied", "element <\(child.localName)> is not allowed inside <applied>")
+            throw fail(.unknownElement, "applied", "element <\(child.name)> is not allowed inside <applied>")
         }
         func required(_ name: String) throws(ContextError) -> String {
-            guard let value = root.attributes[name] else {
+            guard let value = root.attribute(name) else {
                 throw fail(.missing, "applied.\(name)", "attribute is missing")
             }
             return value

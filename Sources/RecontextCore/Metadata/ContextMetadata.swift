@@ -1,4 +1,5 @@
 import Foundation
+internal import XML
 
 // MARK: - ContextMetadata
 
@@ -91,7 +92,7 @@ public enum ContextMetadata {
             maxDepth: limits.maxDepth,
             maxElements: limits.maxFiles + limits.maxVariables + 16
         )
-        let root: XMLTreeElement
+        let root: XMLElement
         switch XMLTree.parse(xml, caps: caps) {
         case .success(let element): root = element
         case .failure(let failure): throw ContextError(failure.code, domain: domain.name, field: "", failure.message)
@@ -143,37 +144,37 @@ private struct SpecReader {
         ContextError(code, domain: domain, field: field, message)
     }
 
-    func checkNamespace(_ element: XMLTreeElement, field: String) throws(ContextError) {
+    func checkNamespace(_ element: XMLElement, field: String) throws(ContextError) {
         guard element.namespaceURI.isEmpty || element.namespaceURI == ContextMetadata.namespaceURI else {
             throw error(
                 .unknownElement,
                 field,
-                "element <\(element.localName)> is in namespace \(Validation.quote(element.namespaceURI)), expected \(ContextMetadata.namespaceURI) or none"
+                "element <\(element.name)> is in namespace \(Validation.quote(element.namespaceURI)), expected \(ContextMetadata.namespaceURI) or none"
             )
         }
     }
 
-    func checkAttributes(_ element: XMLTreeElement, allowed: [String], field: (String) -> String) throws(ContextError) {
-        for name in element.attributes.keys.sorted() where !allowed.contains(name) {
+    func checkAttributes(_ element: XMLElement, allowed: [String], field: (String) -> String) throws(ContextError) {
+        for name in element.attributes.map(\.qualifiedName).sorted() where !allowed.contains(name) {
             throw error(
                 .unknownAttribute,
                 field(name),
-                "unknown attribute on <\(element.localName)> (allowed: \(allowed.joined(separator: ", ")))"
+                "unknown attribute on <\(element.name)> (allowed: \(allowed.joined(separator: ", ")))"
             )
         }
     }
 
-    func bool(_ element: XMLTreeElement, _ name: String, field: String) throws(ContextError) -> Bool? {
-        guard let text = element.attributes[name] else { return nil }
+    func bool(_ element: XMLElement, _ name: String, field: String) throws(ContextError) -> Bool? {
+        guard let text = element.attribute(name) else { return nil }
         guard let value = Validation.bool(text) else {
             throw error(.invalidValue, field, "expected yes or no, got \(Validation.quote(text))")
         }
         return value
     }
 
-    mutating func read(_ root: XMLTreeElement) throws(ContextError) -> ContextSpec {
-        guard root.localName == ContextMetadata.rootName else {
-            throw error(.wrongRoot, "", "root element is <\(root.localName)>, expected <context>")
+    mutating func read(_ root: XMLElement) throws(ContextError) -> ContextSpec {
+        guard root.name == ContextMetadata.rootName else {
+            throw error(.wrongRoot, "", "root element is <\(root.name)>, expected <context>")
         }
         guard root.namespaceURI.isEmpty || root.namespaceURI == ContextMetadata.namespaceURI else {
             throw error(
@@ -186,7 +187,7 @@ private struct SpecReader {
 
         var spec = ContextSpec()
         spec.managed = try bool(root, "managed", field: "managed") ?? true
-        if let text = root.attributes["format"] {
+        if let text = root.attribute("format") {
             guard let format = ContextFormat(rawValue: text) else {
                 throw error(
                     .invalidValue,
@@ -196,7 +197,7 @@ private struct SpecReader {
             }
             spec.format = format
         }
-        if let text = root.attributes["instance-id"] {
+        if let text = root.attribute("instance-id") {
             guard let policy = InstanceIDPolicy(rawValue: text) else {
                 throw error(
                     .invalidValue, "instance-id",
@@ -204,15 +205,15 @@ private struct SpecReader {
             }
             spec.instanceID = policy
         }
-        if let text = root.attributes["hostname"] {
+        if let text = root.attribute("hostname") {
             if let problem = Validation.hostname(text) { throw error(.invalidValue, "hostname", problem) }
             spec.hostname = text
         }
-        if let text = root.attributes["device"] {
+        if let text = root.attribute("device") {
             if let problem = Validation.deviceTarget(text) { throw error(.invalidValue, "device", problem) }
             spec.device = text
         }
-        if let text = root.attributes["volume-id"] {
+        if let text = root.attribute("volume-id") {
             if let problem = Validation.volumeID(text) { throw error(.invalidValue, "volume-id", problem) }
             if let format = spec.format, format != .files {
                 throw error(
@@ -231,7 +232,7 @@ private struct SpecReader {
         var seenVariables: Set<String> = []
         var seenPaths: Set<String> = []
         for child in root.children {
-            switch child.localName {
+            switch child.name {
             case "var":
                 varIndex += 1
                 try checkNamespace(child, field: "var[\(varIndex)]")
@@ -256,7 +257,7 @@ private struct SpecReader {
                 }
                 spec.files.append(file)
             case "user-data", "network-config", "vendor-data":
-                let field = child.localName
+                let field = child.name
                 try checkNamespace(child, field: field)
                 let document = try readDocument(child, field: field)
                 switch field {
@@ -275,8 +276,8 @@ private struct SpecReader {
             default:
                 throw error(
                     .unknownElement,
-                    child.localName,
-                    "unknown element <\(child.localName)> in <context> at line \(child.line) (allowed: var, file, user-data, network-config, vendor-data)"
+                    child.name,
+                    "unknown element <\(child.name)> in <context> at line \(child.line) (allowed: var, file, user-data, network-config, vendor-data)"
                 )
             }
         }
@@ -301,17 +302,17 @@ private struct SpecReader {
         }
     }
 
-    func noChildren(_ element: XMLTreeElement, field: String) throws(ContextError) {
+    func noChildren(_ element: XMLElement, field: String) throws(ContextError) {
         if let child = element.children.first {
             throw error(
-                .unknownElement, field, "element <\(child.localName)> is not allowed inside <\(element.localName)>")
+                .unknownElement, field, "element <\(child.name)> is not allowed inside <\(element.name)>")
         }
     }
 
     /// The element's content, decoded when `encoding="base64"`, size-checked.
-    mutating func content(_ element: XMLTreeElement, field: String) throws(ContextError) -> FileContent {
+    mutating func content(_ element: XMLElement, field: String) throws(ContextError) -> FileContent {
         let content: FileContent
-        switch element.attributes["encoding"] {
+        switch element.attribute("encoding") {
         case nil, "text":
             content = .text(element.text)
         case "base64":
@@ -352,10 +353,10 @@ private struct SpecReader {
         return .text(text)
     }
 
-    mutating func readVariable(_ element: XMLTreeElement, index: Int) throws(ContextError) -> VariableSpec {
+    mutating func readVariable(_ element: XMLElement, index: Int) throws(ContextError) -> VariableSpec {
         let positional = "var[\(index)]"
         try checkAttributes(element, allowed: ContextMetadata.varAttributes) { "\(positional).\($0)" }
-        guard let name = element.attributes["name"] else {
+        guard let name = element.attribute("name") else {
             throw error(.missing, "\(positional).name", "<var> needs a name attribute")
         }
         if let problem = Validation.variableName(name, maxLength: limits.maxNameLength) {
@@ -388,10 +389,10 @@ private struct SpecReader {
         return VariableSpec(name: name, value: value, secret: secret)
     }
 
-    mutating func readFile(_ element: XMLTreeElement, index: Int) throws(ContextError) -> FileSpec {
+    mutating func readFile(_ element: XMLElement, index: Int) throws(ContextError) -> FileSpec {
         let positional = "file[\(index)]"
         try checkAttributes(element, allowed: ContextMetadata.fileAttributes) { "\(positional).\($0)" }
-        guard let path = element.attributes["path"] else {
+        guard let path = element.attribute("path") else {
             throw error(.missing, "\(positional).path", "<file> needs a path attribute")
         }
         if let (code, problem) = Validation.path(path, limits: limits) {
@@ -399,7 +400,7 @@ private struct SpecReader {
         }
         try noChildren(element, field: positional)
         var mode: UInt16?
-        if let text = element.attributes["mode"] {
+        if let text = element.attribute("mode") {
             guard let value = Validation.mode(text) else {
                 throw error(
                     .invalidValue, "\(positional).mode",
@@ -415,7 +416,7 @@ private struct SpecReader {
         return FileSpec(path: path, content: content, isTemplate: isTemplate, mode: mode)
     }
 
-    mutating func readDocument(_ element: XMLTreeElement, field: String) throws(ContextError) -> DocumentSpec {
+    mutating func readDocument(_ element: XMLElement, field: String) throws(ContextError) -> DocumentSpec {
         try checkAttributes(element, allowed: ContextMetadata.documentAttributes) { "\(field).\($0)" }
         try noChildren(element, field: field)
         let isTemplate = try bool(element, "template", field: "\(field).template") ?? false
