@@ -3,22 +3,30 @@ import PackageDescription
 
 /// recontextd: rebuilds a VM's context CD-ROM with this host's facts whenever the VM arrives.
 ///
-/// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder, XML) → RecontextDaemon (glue);
-/// RecontextCore (model and pipeline) imports no C module and, of the wrappers, only XML (the one
-/// XML reader and escaper, libxml2 behind an `internal import`). CSystemd (journal and sd_notify,
-/// two calls) is small enough that the glue imports it directly, as `internal import`.
+/// Dependencies point one way (SwiftPM refuses cycles, so `swift build` proves it):
+///
+///     C modules (Modules/)        CLibvirt, CLibisofs, CLibxml2, CSystemd
+///     wrappers                    XML (libxml2), Virt (libvirt), ISOBuilder (libisofs)
+///     RecontextCore               model, metadata, formats, pipeline, DomainCoordinator; speaks of "a
+///                                 hypervisor", imports no C module and, of the wrappers, only XML
+///     RecontextConfiguration      the configuration file (keys, loader, validation) → Core's types
+///     RecontextHook               the libvirt qemu hook: configuration and XML only
+///     RecontextDaemon             adapters (libvirt, libisofs, files), services, journal, metrics
+///     recontextd                  the executable: argument-parser commands only
+///
+/// C modules are imported with `internal import`, so no C type leaks from a wrapper.
 let package = Package(
     name: "recontextd",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "recontextd", targets: ["recontextd"]),
         // For the benchmark package in Benchmarks/ (a separate package, so that `swift build` and
         // `swift test` here never build it). Not an API promise.
         .library(
-            name: "RecontextBenchmarkSupport", targets: ["RecontextDaemon", "ISOBuilder", "RecontextCore", "Virt"]),
+            name: "RecontextBenchmarkSupport",
+            targets: ["RecontextDaemon", "RecontextConfiguration", "ISOBuilder", "RecontextCore", "Virt"]),
         // For the fuzz targets in Fuzz/ (a separate package built with -sanitize=fuzzer by
         // scripts/fuzz). Not an API promise.
-        .library(name: "RecontextFuzzSupport", targets: ["RecontextCore"]),
+        .library(name: "RecontextFuzzSupport", targets: ["RecontextCore", "RecontextConfiguration"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -84,25 +92,39 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RecontextConfiguration",
+            dependencies: [
+                "RecontextCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "RecontextHook",
+            dependencies: ["RecontextConfiguration", "XML"]
+        ),
+        .target(
             name: "RecontextDaemon",
             dependencies: [
                 "Virt",
                 "ISOBuilder",
                 "RecontextCore",
-                "XML",
+                "RecontextConfiguration",
+                "RecontextHook",
                 "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
             name: "recontextd",
             dependencies: [
                 "RecontextDaemon",
+                "RecontextConfiguration",
+                "RecontextHook",
                 "ISOBuilder",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,11 +142,14 @@ let package = Package(
         .testTarget(name: "XMLTests", dependencies: ["XML"]),
         .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
         .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
-        .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "TestSupport"]),
+        .testTarget(
+            name: "RecontextCoreTests", dependencies: ["RecontextCore", "RecontextConfiguration", "TestSupport"]),
+        .testTarget(name: "RecontextConfigurationTests", dependencies: ["RecontextConfiguration", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",
             dependencies: [
-                "RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "XML", "TestSupport",
+                "RecontextDaemon", "RecontextConfiguration", "RecontextHook", "Virt", "ISOBuilder", "RecontextCore",
+                "XML", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,4 +1,5 @@
 import Logging
+import RecontextConfiguration
 import RecontextCore
 
 /// What the daemon's services share: the options, the configuration in force (with the image

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 import Prometheus
+import RecontextConfiguration
 import RecontextCore
 import ServiceLifecycle
 import Synchronization

@@ -1,4 +1,5 @@
 import Foundation
+import RecontextConfiguration
 import RecontextCore
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Foundation
 import ISOBuilder
 import Logging
+import RecontextConfiguration
 import RecontextCore
 import Virt
 

@@ -1,4 +1,5 @@
 import Logging
+import RecontextConfiguration
 import RecontextCore
 import ServiceLifecycle
 

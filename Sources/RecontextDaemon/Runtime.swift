@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RecontextConfiguration
 import RecontextCore
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RecontextConfiguration
 import RecontextCore
 import RecontextDaemon
 import ServiceLifecycle

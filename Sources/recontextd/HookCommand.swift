@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import RecontextConfiguration
 import RecontextCore
 import RecontextDaemon
+import RecontextHook
 
 #if canImport(Glibc)
     import Glibc

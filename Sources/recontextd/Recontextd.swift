@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import RecontextConfiguration
 import RecontextCore
 import RecontextDaemon
 

@@ -1,4 +1,5 @@
 import Foundation
+import RecontextConfiguration
 import Testing
 
 @testable import RecontextCore

@@ -22,8 +22,8 @@ struct PipelineHarness {
     var settings: PipelineSettings
 
     init(
-        host: String = "hv1", deviceMode: DaemonConfiguration.DeviceMode = .mediaChange,
-        managedPolicy: DaemonConfiguration.ManagedDomains = .optIn, defaultTarget: String? = nil,
+        host: String = "hv1", deviceMode: DeviceMode = .mediaChange,
+        managedPolicy: ManagedDomains = .optIn, defaultTarget: String? = nil,
         retry: RetryPolicy = PipelineHarness.retry
     ) {
         settings = PipelineSettings(
@@ -316,8 +316,8 @@ struct PipelineManagementTests {
         #expect(harness.store.events.isEmpty)
     }
 
-    @Test("managed=\"no\" is skipped whatever the policy", arguments: DaemonConfiguration.ManagedDomains.allCases)
-    func optedOut(policy: DaemonConfiguration.ManagedDomains) async {
+    @Test("managed=\"no\" is skipped whatever the policy", arguments: ManagedDomains.allCases)
+    func optedOut(policy: ManagedDomains) async {
         let harness = PipelineHarness(managedPolicy: policy)
         harness.addDomain(metadata: PipelineHarness.metadata("managed=\"no\"", role: "web"))
         let report = await harness.run()

@@ -5,6 +5,7 @@ import Testing
 import XML
 
 @testable import RecontextDaemon
+@testable import RecontextHook
 
 /// `recontextd hook qemu`: the rewrite of an incoming domain XML, the configuration policy, and
 /// the `sh` front end `systemd/libvirt-hook-qemu` with the built binary.

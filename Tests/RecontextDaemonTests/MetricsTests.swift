@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Prometheus
+import RecontextConfiguration
 import RecontextCore
 import RecontextDaemon
 import Synchronization

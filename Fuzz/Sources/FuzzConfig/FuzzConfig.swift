@@ -1,4 +1,5 @@
 import FuzzSupport
+import RecontextConfiguration
 import RecontextCore
 
 /// libFuzzer entry point: the daemon configuration file. Any input must give a configuration or

@@ -5,14 +5,16 @@
 /// Each check returns `nil` when the value is fine, or a message (without the field name) saying
 /// what is wrong. Messages quote offending values through ``Validation/quote(_:)``, and are never
 /// given the value of a variable.
-enum Validation {
+public enum Validation {
     /// Variable names that a VM may not use: they are the template's own `vm.*` values or roots.
-    static let reservedVMVariableNames: Set<String> = ["name", "uuid", "hostname", "instance_id", "host", "vm", "var"]
+    public static let reservedVMVariableNames: Set<String> = [
+        "name", "uuid", "hostname", "instance_id", "host", "vm", "var",
+    ]
     /// Variable names that a host may not use: `host.name` and the template roots.
-    static let reservedHostVariableNames: Set<String> = ["name", "host", "vm", "var"]
+    public static let reservedHostVariableNames: Set<String> = ["name", "host", "vm", "var"]
 
     /// A value quoted for an error message: at most 64 characters, control characters escaped.
-    static func quote(_ value: String) -> String {
+    public static func quote(_ value: String) -> String {
         var out = "\""
         var count = 0
         for scalar in value.unicodeScalars {
@@ -39,7 +41,7 @@ enum Validation {
     }
 
     /// A variable name: `[A-Za-z_][A-Za-z0-9_-]*`, 1 to `maxLength` characters.
-    static func variableName(_ name: String, maxLength: Int) -> String? {
+    public static func variableName(_ name: String, maxLength: Int) -> String? {
         guard !name.isEmpty else { return "variable name must not be empty" }
         guard name.utf8.count <= maxLength else {
             return "variable name is longer than \(maxLength) characters"
@@ -64,7 +66,7 @@ enum Validation {
     }
 
     /// A file path inside the image; the code says whether it is unsafe or merely too long.
-    static func path(_ path: String, limits: MetadataLimits) -> (ContextError.Code, String)? {
+    public static func path(_ path: String, limits: MetadataLimits) -> (ContextError.Code, String)? {
         let quoted = quote(path)
         if path.isEmpty { return (.missing, "path must not be empty") }
         if path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
@@ -93,7 +95,7 @@ enum Validation {
 
     /// A hostname: dot-separated labels of `[A-Za-z0-9-]`, 1 to 63 characters each, not starting or
     /// ending with `-`, 253 characters at most.
-    static func hostname(_ name: String) -> String? {
+    public static func hostname(_ name: String) -> String? {
         let message = "hostname \(quote(name)) must be labels of letters, digits and '-', separated by dots"
         guard !name.isEmpty, name.utf8.count <= 253 else { return message }
         for label in name.split(separator: ".", omittingEmptySubsequences: false) {
@@ -113,7 +115,7 @@ enum Validation {
 
     /// A hostname made from a domain name: invalid characters become `-`, labels are trimmed to
     /// 63 characters; `vm-<uuid prefix>` if nothing usable is left.
-    static func hostname(fromDomain domain: DomainIdentity) -> String {
+    public static func hostname(fromDomain domain: DomainIdentity) -> String {
         var labels: [String] = []
         for label in domain.name.split(separator: ".") {
             var mapped = String(
@@ -139,7 +141,7 @@ enum Validation {
     }
 
     /// A volume id: 1 to 32 characters of `[A-Za-z0-9_.-]`.
-    static func volumeID(_ id: String) -> String? {
+    public static func volumeID(_ id: String) -> String? {
         let ok =
             !id.isEmpty && id.utf8.count <= 32
             && id.utf8.allSatisfy { byte in
@@ -154,7 +156,7 @@ enum Validation {
     }
 
     /// A disk target device name as libvirt writes it: `sdz`, `hdc`, `vdb`, `xvda`.
-    static func deviceTarget(_ dev: String) -> String? {
+    public static func deviceTarget(_ dev: String) -> String? {
         let ok =
             (2...12).contains(dev.utf8.count)
             && dev.utf8.allSatisfy { byte in
@@ -168,7 +170,7 @@ enum Validation {
     }
 
     /// An octal permission mode like `0644` or `644`, at most `0777`.
-    static func mode(_ text: String) -> UInt16? {
+    public static func mode(_ text: String) -> UInt16? {
         let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
         guard (3...4).contains(digits.utf8.count),
             digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }),
@@ -178,13 +180,13 @@ enum Validation {
     }
 
     /// A mode as `0644`.
-    static func formatMode(_ mode: UInt16) -> String {
+    public static func formatMode(_ mode: UInt16) -> String {
         let octal = String(mode, radix: 8)
         return String(repeating: "0", count: max(0, 4 - octal.count)) + octal
     }
 
     /// A boolean attribute: `yes`/`no`, `true`/`false`, `1`/`0`.
-    static func bool(_ text: String) -> Bool? {
+    public static func bool(_ text: String) -> Bool? {
         switch text {
         case "yes", "true", "1": true
         case "no", "false", "0": false

@@ -7,9 +7,9 @@ public struct PipelineSettings: Sendable, Hashable {
     /// The instance-id policy used when the domain's metadata names none.
     public var defaultInstanceID: InstanceIDPolicy
     /// Which domains are managed.
-    public var managedPolicy: DaemonConfiguration.ManagedDomains
+    public var managedPolicy: ManagedDomains
     /// How the drive is changed.
-    public var deviceMode: DaemonConfiguration.DeviceMode
+    public var deviceMode: DeviceMode
     /// The target of the context CD-ROM when the domain's metadata names none.
     public var defaultTarget: String?
     /// Retries of hypervisor operations.
@@ -20,8 +20,8 @@ public struct PipelineSettings: Sendable, Hashable {
     /// Creates settings.
     public init(
         host: HostFacts, defaultFormat: ContextFormat = .noCloud, defaultInstanceID: InstanceIDPolicy = .stable,
-        managedPolicy: DaemonConfiguration.ManagedDomains = .optIn,
-        deviceMode: DaemonConfiguration.DeviceMode = .mediaChange, defaultTarget: String? = nil,
+        managedPolicy: ManagedDomains = .optIn,
+        deviceMode: DeviceMode = .mediaChange, defaultTarget: String? = nil,
         retry: RetryPolicy = RetryPolicy(), limits: MetadataLimits = .default
     ) {
         self.host = host
@@ -32,20 +32,5 @@ public struct PipelineSettings: Sendable, Hashable {
         self.defaultTarget = defaultTarget
         self.retry = retry
         self.limits = limits
-    }
-}
-
-extension PipelineSettings {
-    /// The settings a configuration file describes.
-    public init(configuration: DaemonConfiguration) {
-        self.init(
-            host: configuration.host, defaultFormat: configuration.context.defaultFormat,
-            defaultInstanceID: configuration.context.instanceID, managedPolicy: configuration.context.managed,
-            deviceMode: configuration.context.device.mode, defaultTarget: configuration.context.device.target,
-            retry: RetryPolicy(
-                attempts: configuration.pipeline.retry.attempts,
-                initialBackoff: configuration.pipeline.retry.initialBackoff,
-                maxBackoff: configuration.pipeline.retry.maxBackoff),
-            limits: configuration.limits)
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import RecontextCore
+import RecontextConfiguration
 
 #if canImport(Glibc)
     import Glibc

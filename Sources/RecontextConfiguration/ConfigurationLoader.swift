@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RecontextCore
 import Yams
 
 // MARK: - ConfigurationLoader

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RecontextConfiguration
 import RecontextCore
 
 /// Where a daemon (or a one-shot command) finds its configuration and keeps its state.

@@ -1,4 +1,5 @@
 import Logging
+import RecontextCore
 
 // MARK: - DaemonConfiguration
 
@@ -96,21 +97,11 @@ public struct DaemonConfiguration: Sendable, Hashable {
         public init() {}
     }
 
-    /// `context.managed`: which domains recontextd manages.
-    public enum ManagedDomains: String, Sendable, Hashable, CaseIterable {
-        /// Only domains whose metadata opts in (has a `<context>` element, not `managed="no"`).
-        case optIn = "opt-in"
-        /// Every domain; those without metadata get an empty spec.
-        case all
-    }
+    /// `context.managed`: which domains recontextd manages (Core's ``RecontextCore/ManagedDomains``).
+    public typealias ManagedDomains = RecontextCore.ManagedDomains
 
-    /// `context.device.mode`: how the context CD-ROM is changed on a running domain.
-    public enum DeviceMode: String, Sendable, Hashable, CaseIterable {
-        /// Change the media of the existing CD-ROM (works on SATA, IDE and SCSI).
-        case mediaChange = "media-change"
-        /// Detach the SCSI CD-ROM and attach a new one (virtio-scsi only).
-        case scsiReplace = "scsi-replace"
-    }
+    /// `context.device.mode`: how the context CD-ROM is changed (Core's ``RecontextCore/DeviceMode``).
+    public typealias DeviceMode = RecontextCore.DeviceMode
 
     /// `context.device.*`: the context CD-ROM.
     public struct Device: Sendable, Hashable {

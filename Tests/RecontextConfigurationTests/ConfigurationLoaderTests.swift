@@ -1,8 +1,9 @@
 import Foundation
 import Logging
+import RecontextCore
 import Testing
 
-@testable import RecontextCore
+@testable import RecontextConfiguration
 
 @Suite("Configuration loader")
 struct ConfigurationLoaderTests {
@@ -359,7 +360,9 @@ struct ConfigurationLoaderTests {
 
     @Test("load reads a file; a missing file is an error unless allowed")
     func loadFromDisk() throws {
-        let directory = try Fixtures.temporaryDirectory()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "recontext-config-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("recontextd.yaml").path
         try Data("host:\n  name: from-file\npipeline:\n  concurrency: 2\n".utf8).write(to: URL(fileURLWithPath: path))
