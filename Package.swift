@@ -4,6 +4,8 @@ import PackageDescription
 /// recontextd: rebuilds a VM's context CD-ROM with this host's facts whenever the VM arrives.
 ///
 /// Dependencies point one way: C modules → wrappers (Virt, ISOBuilder) → RecontextDaemon (glue);
+/// AtomicFile (the one way a file is written: temporary name, fsync, rename) imports only Glibc and
+/// serves ISOBuilder and the glue;
 /// RecontextCore (model and pipeline) imports neither C nor the wrappers. CSystemd (journal and
 /// sd_notify, two calls) is small enough that the glue imports it directly, as `internal import`.
 let package = Package(
@@ -57,9 +59,11 @@ let package = Package(
             name: "Virt",
             dependencies: ["CLibvirt", "XMLSafety"]
         ),
+        /// Writes a file so that it appears only when complete; every file recontextd writes goes through it.
+        .target(name: "AtomicFile"),
         .target(
             name: "ISOBuilder",
-            dependencies: ["CLibisofs"]
+            dependencies: ["CLibisofs", "AtomicFile"]
         ),
 
         // MARK: - Product
@@ -78,6 +82,7 @@ let package = Package(
             dependencies: [
                 "Virt",
                 "ISOBuilder",
+                "AtomicFile",
                 "RecontextCore",
                 "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
@@ -103,13 +108,14 @@ let package = Package(
             dependencies: ["RecontextCore"],
             path: "Tests/TestSupport"
         ),
+        .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile", "TestSupport"]),
         .testTarget(name: "VirtTests", dependencies: ["Virt", "XMLSafety", "TestSupport"]),
         .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
         .testTarget(name: "RecontextCoreTests", dependencies: ["RecontextCore", "XMLSafety", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",
             dependencies: [
-                "RecontextDaemon", "Virt", "ISOBuilder", "RecontextCore", "TestSupport",
+                "RecontextDaemon", "Virt", "ISOBuilder", "AtomicFile", "RecontextCore", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import Logging
 import Prometheus
@@ -145,9 +146,10 @@ struct MetricsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["recontextd.prom"])
         var info = stat()
         #expect(stat(file.path, &info) == 0 && info.st_mode & 0o777 == 0o644)
-        #expect(!file.temporaryPath.hasSuffix(".prom"), "node_exporter reads only *.prom")
-        #expect(file.temporaryPath.hasPrefix(directory + "/."))
-        #expect(throws: MetricsTextFile.WriteError.self) {
+        let temporary = AtomicFile.temporaryName(for: "recontextd.prom")
+        #expect(!temporary.hasSuffix(".prom"), "node_exporter reads only *.prom")
+        #expect(temporary.hasPrefix("."))
+        #expect(throws: AtomicFileError.self) {
             try MetricsTextFile(path: directory + "/missing/x.prom").write("x")
         }
     }
