@@ -17,7 +17,7 @@ import Virt
 /// prometheus_client), the atomic textfile, the loopback/unix responder.
 @Suite(
     "metrics: Prometheus text, textfile, GET /metrics",
-    .enabled(if: PrometheusTextParser.isAvailable, "\(PrometheusTextParser.skipReason ?? "")"))
+    .realPart(missing: PrometheusTextParser.skipReason))
 struct MetricsTests {
     static func event(_ uuid: String, _ kind: DomainEventKind) -> ConnectionEvent {
         .domain(DomainEvent(domain: DomainReference(name: "vm-secret-name", uuid: uuid), kind: kind))
@@ -271,8 +271,8 @@ final class RefreshCount: Sendable {
 /// hold exactly what the test did (start, metadata change, libvirtd restart).
 @Suite(
     "metrics: recontextd run on a real libvirtd",
-    .enabled(if: PrometheusTextParser.isAvailable, "\(PrometheusTextParser.skipReason ?? "")"),
-    .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .realPart(missing: PrometheusTextParser.skipReason),
+    .realPart(missing: LibvirtTestHost.skipReason))
 struct MetricsLiveTests {
     @Test("counters match what the test did; nothing names a VM; the textfile and both listeners agree")
     func countersMatch() async throws {
