@@ -6,7 +6,8 @@ import PackageDescription
 /// Dependencies point one way (SwiftPM refuses cycles, so `swift build` proves it):
 ///
 ///     C modules (Modules/)        CLibvirt, CLibisofs, CLibxml2, CSystemd
-///     wrappers                    XML (libxml2), Virt (libvirt), ISOBuilder (libisofs)
+///     AtomicFile                  the one way a file is written (temporary name, fsync, rename)
+///     wrappers                    XML (libxml2), Virt (libvirt), ISOBuilder (libisofs, AtomicFile)
 ///     RecontextCore               model, metadata, formats, pipeline, DomainCoordinator; speaks of "a
 ///                                 hypervisor", imports no C module and, of the wrappers, only XML
 ///     RecontextConfiguration      the configuration file (keys, loader, validation) → Core's types
@@ -75,9 +76,11 @@ let package = Package(
             name: "Virt",
             dependencies: ["CLibvirt", "XML"]
         ),
+        /// Writes a file so that it appears only when complete; every file recontextd writes goes through it.
+        .target(name: "AtomicFile"),
         .target(
             name: "ISOBuilder",
-            dependencies: ["CLibisofs"]
+            dependencies: ["CLibisofs", "AtomicFile"]
         ),
 
         // MARK: - Product
@@ -108,6 +111,7 @@ let package = Package(
             dependencies: [
                 "Virt",
                 "ISOBuilder",
+                "AtomicFile",
                 "RecontextCore",
                 "RecontextConfiguration",
                 "RecontextHook",
@@ -140,6 +144,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "XMLTests", dependencies: ["XML"]),
+        .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile", "TestSupport"]),
         .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
         .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
         .testTarget(
@@ -148,8 +153,8 @@ let package = Package(
         .testTarget(
             name: "RecontextDaemonTests",
             dependencies: [
-                "RecontextDaemon", "RecontextConfiguration", "RecontextHook", "Virt", "ISOBuilder", "RecontextCore",
-                "XML", "TestSupport",
+                "RecontextDaemon", "RecontextConfiguration", "RecontextHook", "Virt", "ISOBuilder", "AtomicFile",
+                "RecontextCore", "XML", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,3 +1,5 @@
+import AtomicFile
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -139,22 +141,8 @@ extension ISOBuilderError {
     ///   - path: The file system path concerned.
     ///   - what: What was being done, e.g. `"create the temporary file"`.
     static func system(_ call: String, errno value: Int32, path: String?, what: String) -> ISOBuilderError {
-        let reason = String(cString: strerror(value))
-        if value == ELOOP {
-            return ISOBuilderError(
-                code: .symbolicLink,
-                message:
-                    "cannot \(what): \(path.map { "'\($0)'" } ?? "the path") is a symbolic link, "
-                    + "which is never followed (\(call): \(reason))",
-                path: path,
-                systemErrno: value
-            )
-        }
-        return ISOBuilderError(
-            code: .systemCall,
-            message: "cannot \(what): \(call) failed: \(reason) (errno \(value))",
-            path: path,
-            systemErrno: value
-        )
+        var error = ISOBuilderError(AtomicFileError.system(call, errno: value, path: path ?? "", what: what))
+        error.path = path
+        return error
     }
 }

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import RecontextCore
 
@@ -5,9 +6,11 @@ import RecontextCore
     import Glibc
 #endif
 
-/// The last run of each domain, one small JSON file per domain in `<state>/status/`, written
-/// atomically; read by `recontextd status`. One file per domain means the daemon and
-/// `recontextd apply` never overwrite each other's records.
+/// The last run of each domain, one small JSON file per domain in `<state>/status/`, written with
+/// ``AtomicFile`` (a temporary name of its own per write, fsync, rename, fsync of the directory);
+/// read by `recontextd status`. One file per domain means the daemon and `recontextd apply` never
+/// overwrite each other's records of other domains; two writers of one domain's record (the daemon
+/// and `apply`) never see a torn file or fail for each other: the last rename wins.
 public struct StatusStore: Sendable {
     /// The directory of the status files.
     public let directory: String
@@ -47,6 +50,9 @@ public struct StatusStore: Sendable {
     }
 
     /// Records a finished run.
+    ///
+    /// The status file is advisory (what `status` shows): a failure to write it is ignored here, as
+    /// it always was; ``write(_:)`` reports it.
     public func record(_ report: RunReport) {
         var record = Record(
             uuid: report.uuid, name: report.domain?.name, result: report.result, trigger: report.trigger.rawValue,
@@ -67,13 +73,30 @@ public struct StatusStore: Sendable {
             record.error = message
             record.transient = transient
         }
-        guard let data = try? Self.encoder.encode(record) else { return }
-        let name = report.uuid.filter { $0.isHexDigit || $0 == "-" }
-        let path = directory + "/" + name + ".json"
-        let temporary = directory + "/." + name + ".json.tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o640])
-        else { return }
-        rename(temporary, path)
+        try? write(record)
+    }
+
+    /// Writes one record atomically, mode 0640, to `<uuid>.json`.
+    /// - Parameter record: The record.
+    /// - Throws: ``AtomicFileError`` naming the step and the path.
+    public func write(_ record: Record) throws(AtomicFileError) {
+        try write(record, beforeRename: nil)
+    }
+
+    /// ``write(_:)`` with ``AtomicFile``'s test hook: `beforeRename` sees the complete temporary file.
+    package func write(_ record: Record, beforeRename: ((String) -> Void)?) throws(AtomicFileError) {
+        // Strings, integers, dates and (with the encoder's float strategy) any Double: cannot fail.
+        let data = try! Self.encoder.encode(record)
+        try AtomicFile.write(
+            Array(data), to: path(of: record.uuid), mode: 0o640, group: nil, durable: true, label: "status file",
+            failingAt: nil, beforeRename: beforeRename)
+    }
+
+    /// The status file of a domain: `<directory>/<uuid>.json`, the UUID kept to hex digits and `-`.
+    /// - Parameter uuid: The domain's UUID.
+    /// - Returns: The path.
+    public func path(of uuid: String) -> String {
+        directory + "/" + uuid.filter { $0.isHexDigit || $0 == "-" } + ".json"
     }
 
     /// Every recorded domain, by UUID.
@@ -93,6 +116,9 @@ public struct StatusStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         encoder.dateEncodingStrategy = .iso8601
+        // A timing is always finite; should one not be, it is written as a string rather than lost.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return encoder
     }()
 

@@ -103,11 +103,19 @@ struct ContentHashTests {
         #expect(try Fixtures.render(spec, format: .configDrive).contentHash != base)
         var secretChange = Fixtures.host
         secretChange.variables["api_token"] = "rotated"
-        // A secret reaches the image only through a template or context.sh.
+        // A host secret reaches the image only through the VM's templates (and then, in
+        // OpenNebula, context.sh too): a VM that does not reference it keeps its hash.
         #expect(try Fixtures.render(spec, host: secretChange).contentHash == base)
         #expect(
             try Fixtures.render(ContextSpec(format: .openNebula), host: secretChange).contentHash
-                != (try Fixtures.render(ContextSpec(format: .openNebula)).contentHash)
+                == (try Fixtures.render(ContextSpec(format: .openNebula)).contentHash)
+        )
+        let referencing = ContextSpec(
+            format: .openNebula,
+            files: [FileSpec(path: "t", content: .text("{{#host.api_token}}x{{/host.api_token}}"), isTemplate: true)])
+        #expect(
+            try Fixtures.render(referencing, host: secretChange).contentHash
+                != (try Fixtures.render(referencing).contentHash)
         )
         // Same content on the same host: same hash, whatever generation the image gets.
         #expect(try Fixtures.render(spec).contentHash == base)

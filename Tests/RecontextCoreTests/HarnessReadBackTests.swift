@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import RecontextCore
@@ -12,25 +13,23 @@ struct HarnessReadBackTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Harness/read_context.py").path
 
-    static let available: Bool = {
+    /// What the machine lacks for these tests, or `nil`.
+    static let skipReason: String? = {
         guard FileManager.default.isExecutableFile(atPath: genisoimage),
             FileManager.default.isExecutableFile(atPath: python),
             FileManager.default.fileExists(atPath: script)
         else {
-            print(
-                "SKIP HarnessReadBackTests: needs \(genisoimage) and \(python) with pycdlib (apt-get install genisoimage python3-pycdlib)"
-            )
-            return false
+            return "needs \(genisoimage) and \(python) with pycdlib (apt-get install genisoimage python3-pycdlib)"
         }
         let probe = try? Fixtures.shell("\(python) -c 'import pycdlib'", in: FileManager.default.temporaryDirectory)
         if probe?.status != 0 {
-            print("SKIP HarnessReadBackTests: \(python) cannot import pycdlib (apt-get install python3-pycdlib)")
-            return false
+            return "\(python) cannot import pycdlib (apt-get install python3-pycdlib)"
         }
-        return true
+        return nil
     }()
 
-    @Test("volume id, paths, modes and bytes survive", .enabled(if: available), arguments: ContextFormat.allCases)
+    @Test(
+        "volume id, paths, modes and bytes survive", .realPart(missing: skipReason), arguments: ContextFormat.allCases)
     func readBack(format: ContextFormat) throws {
         var spec = try Fixtures.parse(Fixtures.libvirtXML)
         spec.format = format

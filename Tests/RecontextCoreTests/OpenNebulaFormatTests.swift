@@ -97,7 +97,7 @@ struct OpenNebulaFormatTests {
         #expect(values["APP_NAME"] == "shop")
         #expect(values["MONITORING_ENDPOINT"] == "http://10.0.0.5:9090")
         #expect(values["NTP_SERVER"] == "10.0.0.1")
-        #expect(values["API_TOKEN"] == "host-secret-token")
+        #expect(values["API_TOKEN"] == "", "a host secret the VM does not reference stays out")
         #expect(values["HOSTNAME"] == "web-01")
         #expect(values["SET_HOSTNAME"] == "web-01")
         #expect(values["RECONTEXT_HOST"] == "hv1")
@@ -125,8 +125,19 @@ struct OpenNebulaFormatTests {
         let plain = try Fixtures.render(
             ContextSpec(format: .openNebula), host: HostFacts(name: "hv1", variables: ["a": "1"]))
         #expect(plain.file("context.sh")?.mode == 0o644)
-        let secret = try Fixtures.render(ContextSpec(format: .openNebula))
-        #expect(secret.file("context.sh")?.mode == 0o600)
+        let unreferencedHostSecret = try Fixtures.render(ContextSpec(format: .openNebula))
+        #expect(unreferencedHostSecret.file("context.sh")?.mode == 0o644)
+        let referencedHostSecret = try Fixtures.render(
+            ContextSpec(
+                format: .openNebula,
+                files: [
+                    FileSpec(path: "t", content: .text("{{#host.api_token}}x{{/host.api_token}}"), isTemplate: true)
+                ]
+            ))
+        #expect(referencedHostSecret.file("context.sh")?.mode == 0o600)
+        let vmSecret = try Fixtures.render(
+            ContextSpec(format: .openNebula, variables: [VariableSpec(name: "pw", value: "x", secret: true)]))
+        #expect(vmSecret.file("context.sh")?.mode == 0o600)
         let userData = try Fixtures.render(
             ContextSpec(format: .openNebula, userData: .text("x")), host: HostFacts(name: "hv1"))
         #expect(userData.file("context.sh")?.mode == 0o600)

@@ -187,9 +187,55 @@ struct TemplateTests {
         #expect(rendered.file("raw")?.text == "{{host.name}} {{nope}}")
     }
 
-    @Test("partials are not supported and render nothing (documented)")
-    func partials() throws {
-        #expect(try Self.render("a{{> other}}b") == "ab")
+    @Test(
+        "an undefined partial is an error naming the partial, the file and the domain",
+        arguments: [
+            ("a{{> header}}b", ["undefined partial header"]),
+            ("{{>header}}", ["undefined partial header"]),
+            ("{{#host.zone}}\n  {{> inside-a-section}}\n{{/host.zone}}", ["undefined partial inside-a-section"]),
+            ("{{^host.nope}}{{> in-an-inverted-section}}{{/host.nope}}", ["undefined partial in-an-inverted-section"]),
+            ("{{#host.nope}}{{> never-rendered}}{{/host.nope}}", ["undefined partial never-rendered"]),
+            ("{{=<% %>=}}<%> after-set-delimiter %>", ["undefined partial after-set-delimiter"]),
+            ("{{>*vm.role}}", ["undefined partial *vm.role"]),
+            ("{{<parent}}{{$block}}x{{/block}}{{/parent}}", ["undefined partial parent"]),
+            ("{{$block}}{{> in-a-block}}{{/block}}", ["undefined partial in-a-block"]),
+            (
+                "{{<parent}}{{$b}}{{> in-a-given-block}}{{/b}}{{/parent}}",
+                ["undefined partial parent", "undefined partial in-a-given-block"]
+            ),
+            ("{{> one}}{{> two}}{{host.nope}}", ["undefined partial one", "undefined partial two"]),
+        ]
+    )
+    func undefinedPartial(template: String, problems: [String]) {
+        let error = Fixtures.expectContextError { _ = try Self.render(template) }
+        #expect(error?.code == .undefinedVariable)
+        #expect(error?.field == "file[etc/app.conf]")
+        #expect(error?.domain == "web1")
+        for problem in problems {
+            #expect(error?.message.contains(problem) == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("the partial's error names it exactly, in user data too")
+    func undefinedPartialMessage() {
+        let file = Fixtures.expectContextError { _ = try Self.render("a{{> header}}b") }
+        #expect(file?.description == "domain web1: file[etc/app.conf]: template uses undefined partial header")
+        let spec = ContextSpec(userData: .text("#cloud-config\n{{> header}}\n", isTemplate: true))
+        let userData = Fixtures.expectContextError { _ = try Fixtures.render(spec) }
+        #expect(userData?.field == "user-data")
+        #expect(userData?.message == "template uses undefined partial header")
+    }
+
+    @Test(
+        "text that only looks like a partial is not one",
+        arguments: [
+            ("{{! a comment mentioning > header }}x", "x"),
+            ("a > b and {{host.name}} < c", "a > b and hv1 < c"),
+            ("{{=<% %>=}}{{> not-a-tag-any-more}}", "{{> not-a-tag-any-more}}"),
+        ]
+    )
+    func notAPartial(template: String, expected: String) throws {
+        #expect(try Self.render(template) == expected)
     }
 
     @Test("many renders in parallel give the same bytes")

@@ -9,7 +9,7 @@ import Virt
 /// (`Tests/Harness/guest/`), live-migrated between two hosts each running recontextd.
 @Suite(
     "a real guest sees the destination host's context after each migration",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct GuestMigrationTests {
     static let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Harness/guest")

@@ -9,8 +9,8 @@ import Testing
 @Suite(
     "libvirt qemu hook on real hosts with a host-local image directory",
     .serialized,
-    .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"),
-    .enabled(if: HookProgram.binary != nil, "\(HookProgram.skipReason)"))
+    .realPart(missing: LibvirtTestHost.skipReason),
+    .realPart(missing: HookProgram.skipReason))
 struct HookMigrationTests {
     /// The image directory: a private directory inside each host, at the same path.
     static let images = "/tmp/recontextd-hook-private/images"

@@ -76,7 +76,7 @@ struct InstallTests {
 
     @Test(
         "systemd-analyze verify passes on the unit (ExecStart pointed at the built binary)",
-        .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
+        .realPart(missing: analyzeSkipReason))
     func verifyUnit() async throws {
         let directory = try Self.scratch("verify")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -102,7 +102,7 @@ struct InstallTests {
 
     @Test(
         "the exposure score from systemd-analyze security --offline is low and the one README quotes",
-        .enabled(if: analyzeSkipReason == nil, "\(analyzeSkipReason ?? "")"))
+        .realPart(missing: analyzeSkipReason))
     func exposure() async throws {
         let directory = try Self.scratch("security")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -124,7 +124,8 @@ struct InstallTests {
 
     @Test(
         "the binary runs under the kernel's memory-deny-write-execute (what MemoryDenyWriteExecute=yes enforces)",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3"))
+        .realPart(
+            missing: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? nil : "needs /usr/bin/python3"))
     func memoryDenyWriteExecute() async throws {
         let directory = try Self.scratch("mdwe")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -180,7 +181,7 @@ struct InstallTests {
 
     @Test(
         "make install DESTDIR=… PREFIX=/usr/local lays out every file; the installed unit verifies with its man page",
-        .enabled(if: makeSkipReason == nil, "\(makeSkipReason ?? "")"))
+        .realPart(missing: makeSkipReason))
     func installLocal() async throws {
         let directory = try Self.scratch("install")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -255,7 +256,7 @@ struct InstallTests {
 
     @Test(
         "make install never overwrites a configuration or another hook; make uninstall removes only what is ours",
-        .enabled(if: makeSkipReason == nil, "\(makeSkipReason ?? "")"))
+        .realPart(missing: makeSkipReason))
     func installKeepsAndUninstall() async throws {
         let directory = try Self.scratch("install-keep")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -305,7 +306,7 @@ struct InstallTests {
 
     @Test(
         "make deb builds a package with the binary, unit, man page, completions, conffile and scripts",
-        .enabled(if: debSkipReason == nil, "\(debSkipReason ?? "")"))
+        .realPart(missing: debSkipReason))
     func debContents() async throws {
         let directory = try Self.scratch("deb")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -350,9 +351,14 @@ struct InstallTests {
 
     /// Installing changes the machine's dpkg database and /usr: only as root, only where CI runs
     /// (CI=true) or when asked (RECONTEXTD_TEST_DEB=1), and never over a recontextd already there.
-    static var debInstallSkipReason: String? {
+    /// What the machine lacks for installing (``RealPart``: a failure where every part is required).
+    static var debInstallMissing: String? {
         if let reason = debSkipReason { return reason }
-        guard getuid() == 0 else { return "needs root (dpkg -i)" }
+        return getuid() == 0 ? nil : "needs root (dpkg -i)"
+    }
+
+    /// Why installing is not wanted here (a choice, not a missing part: always a skip).
+    static var debInstallSkipReason: String? {
         let environment = ProcessInfo.processInfo.environment
         guard environment["CI"] == "true" || environment["RECONTEXTD_TEST_DEB"] == "1" else {
             return "installs a package on this machine: runs in CI (CI=true) or with RECONTEXTD_TEST_DEB=1"
@@ -406,6 +412,7 @@ struct InstallTests {
 
     @Test(
         "the .deb installs with dpkg -i, works, and removes cleanly with dpkg -r and dpkg -P",
+        .realPart(missing: debInstallMissing),
         .enabled(if: debInstallSkipReason == nil, "\(debInstallSkipReason ?? "")"))
     func debInstallRemove() async throws {
         let directory = try Self.scratch("deb-install")

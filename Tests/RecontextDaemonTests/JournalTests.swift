@@ -108,7 +108,7 @@ struct JournalTests {
 /// namespaces (``JournaldInstance``); `journalctl -o json DOMAIN_UUID=…` reads it back.
 @Suite(
     "journal: recontextd run logging to a real journald",
-    .enabled(if: JournaldInstance.isAvailable, "\(JournaldInstance.skipReason ?? "")"))
+    .realPart(missing: JournaldInstance.skipReason))
 struct JournaldLiveTests {
     static let fields = [
         "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "DOMAIN_NAME", "DOMAIN_UUID",
@@ -170,7 +170,7 @@ struct JournaldLiveTests {
     /// durations, and `journalctl DOMAIN_UUID=…` lists the VM's history in order.
     @Test(
         "log.target journal: applied runs with GENERATION, RESULT and durations, found by DOMAIN_UUID",
-        .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+        .realPart(missing: LibvirtTestHost.skipReason))
     func appliedRunsOnRealLibvirt() async throws {
         let directory = try TestDirectories.makeImageDirectory("journal-live")
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -9,7 +9,7 @@ import Virt
 /// Serialized: every daemon here manages the opted-in domains of the shared test host.
 @Suite(
     "real libvirtd: recontextd run, apply, render, status",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct LiveDaemonTests {
     /// A daemon configuration for a test, written to a file.
     struct Setup {

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import Logging
 import Prometheus
@@ -17,7 +18,7 @@ import Virt
 /// prometheus_client), the atomic textfile, the loopback/unix responder.
 @Suite(
     "metrics: Prometheus text, textfile, GET /metrics",
-    .enabled(if: PrometheusTextParser.isAvailable, "\(PrometheusTextParser.skipReason ?? "")"))
+    .realPart(missing: PrometheusTextParser.skipReason))
 struct MetricsTests {
     static func event(_ uuid: String, _ kind: DomainEventKind) -> ConnectionEvent {
         .domain(DomainEvent(domain: DomainReference(name: "vm-secret-name", uuid: uuid), kind: kind))
@@ -136,9 +137,10 @@ struct MetricsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["recontextd.prom"])
         var info = stat()
         #expect(stat(file.path, &info) == 0 && info.st_mode & 0o777 == 0o644)
-        #expect(!file.temporaryPath.hasSuffix(".prom"), "node_exporter reads only *.prom")
-        #expect(file.temporaryPath.hasPrefix(directory + "/."))
-        #expect(throws: MetricsTextFile.WriteError.self) {
+        let temporary = AtomicFile.temporaryName(for: "recontextd.prom")
+        #expect(!temporary.hasSuffix(".prom"), "node_exporter reads only *.prom")
+        #expect(temporary.hasPrefix("."))
+        #expect(throws: AtomicFileError.self) {
             try MetricsTextFile(path: directory + "/missing/x.prom").write("x")
         }
     }
@@ -260,8 +262,8 @@ final class RefreshCount: Sendable {
 /// hold exactly what the test did (start, metadata change, libvirtd restart).
 @Suite(
     "metrics: recontextd run on a real libvirtd",
-    .enabled(if: PrometheusTextParser.isAvailable, "\(PrometheusTextParser.skipReason ?? "")"),
-    .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .realPart(missing: PrometheusTextParser.skipReason),
+    .realPart(missing: LibvirtTestHost.skipReason))
 struct MetricsLiveTests {
     @Test("counters match what the test did; nothing names a VM; the textfile and both listeners agree")
     func countersMatch() async throws {

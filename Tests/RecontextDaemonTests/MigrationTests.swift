@@ -11,7 +11,7 @@ import Virt
 /// as with a full guest; the guest's own view is tested with a Linux guest elsewhere.
 @Suite(
     "live migration between two real libvirt hosts",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct MigrationTests {
     /// Two hosts, a recontextd on each, one image directory at the same path.
     final class TwoHosts: @unchecked Sendable {

@@ -9,7 +9,7 @@ import Virt
 /// the real `recontextd` binary.
 @Suite(
     "reliability: faults survived, nothing lost (real libvirtd)",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct ReliabilityTests {
     // MARK: - 1. libvirtd restarts while 20 VMs need work
 

@@ -9,7 +9,7 @@ import Virt
 /// listener. Real libvirtd + QEMU (hosts 44, 45), the real `recontextd` binary.
 @Suite(
     "security: hostile input refused, nothing exposed (real libvirtd)",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct SecurityTests {
     /// A hostile context and what the refusal must name besides the domain.
     struct Hostile {

@@ -16,7 +16,7 @@ import XML
 /// started; if the supervisor itself is killed, the kernel kills everything in its PID namespace.
 ///
 /// ```swift
-/// @Test(.enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+/// @Test(.realPart(missing: LibvirtTestHost.skipReason))
 /// func mediaChange() async throws {
 ///     let host = try await LibvirtTestHost.start()
 ///     defer { host.stopBlocking() }
@@ -129,14 +129,14 @@ public final class LibvirtTestHost: @unchecked Sendable {
     /// Checks: running as root, the programs above, and the harness script.
     public static var skipReason: String? {
         if geteuid() != 0 {
-            return "LibvirtTestHost: skipped, needs root (it runs its own libvirtd in new namespaces)"
+            return "LibvirtTestHost: needs root (it runs its own libvirtd in new namespaces)"
         }
         for program in requiredPrograms where !FileManager.default.isExecutableFile(atPath: program.path) {
-            return "LibvirtTestHost: skipped, \(program.path) missing (apt-get install \(program.package))"
+            return "LibvirtTestHost: \(program.path) missing (apt-get install \(program.package))"
         }
         let script = harnessScriptPath()
         if !FileManager.default.fileExists(atPath: script) {
-            return "LibvirtTestHost: skipped, harness script not found at \(script)"
+            return "LibvirtTestHost: harness script not found at \(script)"
         }
         return nil
     }

@@ -15,7 +15,7 @@ import Testing
 /// raised SIGPIPE, which kills a process that has not ignored it.
 @Suite(
     "real libvirtd: closing a connection while other threads use it",
-    .serialized, .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct ConnectionCloseRaceTests {
     /// What the worker threads saw: calls that succeeded, and failures by libvirt error code.
     final class Tally: Sendable {

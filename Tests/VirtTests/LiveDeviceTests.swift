@@ -10,7 +10,7 @@ import Testing
 /// firmware-only VMs (no OS disk; they sit in SeaBIOS) with SATA, IDE and SCSI CD-ROMs.
 @Suite(
     "real libvirtd: CD-ROM media change, detach and attach",
-    .enabled(if: LibvirtTestHost.isAvailable, "\(LibvirtTestHost.skipReason ?? "")"))
+    .realPart(missing: LibvirtTestHost.skipReason))
 struct LiveDeviceTests {
     /// A running firmware-only VM on the shared test host with one CD-ROM holding `old.iso`, plus
     /// `new.iso` beside it; an event collector started before the VM was defined. Destroys and

@@ -21,17 +21,17 @@ extension ContextRenderer {
         try output.addGenerated(
             RenderedFile(path: "openstack/latest/meta_data.json", contents: JSONOutput.encode(meta), mode: 0o644))
         if let document = spec.userData {
-            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "user-data")
+            let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "user-data")
             try output.addGenerated(RenderedFile(path: "openstack/latest/user_data", contents: bytes, mode: 0o600))
         }
         if let document = spec.networkConfig {
-            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "network-config")
+            let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "network-config")
             try requireJSON(bytes, facts: facts, field: "network-config", file: "network_data.json")
             try output.addGenerated(
                 RenderedFile(path: "openstack/latest/network_data.json", contents: bytes, mode: 0o644))
         }
         if let document = spec.vendorData {
-            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
+            let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
             try requireJSON(bytes, facts: facts, field: "vendor-data", file: "vendor_data.json")
             try output.addGenerated(
                 RenderedFile(path: "openstack/latest/vendor_data.json", contents: bytes, mode: 0o600))

@@ -10,17 +10,17 @@ extension ContextRenderer {
     func renderNoCloud(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError) {
         try output.addGenerated(
             RenderedFile(path: "meta-data", contents: Array(noCloudMetaData(facts).utf8), mode: 0o644))
-        let userData =
-            try spec.userData.map { document throws(ContextError) in
-                try facts.render(document.content, isTemplate: document.isTemplate, field: "user-data")
-            } ?? Array(Self.emptyCloudConfig.utf8)
+        var userData = Array(Self.emptyCloudConfig.utf8)
+        if let document = spec.userData {
+            userData = try output.render(document.content, isTemplate: document.isTemplate, field: "user-data")
+        }
         try output.addGenerated(RenderedFile(path: "user-data", contents: userData, mode: 0o600))
         if let document = spec.networkConfig {
-            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "network-config")
+            let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "network-config")
             try output.addGenerated(RenderedFile(path: "network-config", contents: bytes, mode: 0o644))
         }
         if let document = spec.vendorData {
-            let bytes = try facts.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
+            let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "vendor-data")
             try output.addGenerated(RenderedFile(path: "vendor-data", contents: bytes, mode: 0o600))
         }
     }

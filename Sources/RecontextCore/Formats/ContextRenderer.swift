@@ -38,7 +38,10 @@ import Foundation
 ///     `RECONTEXT_FILES_SHA256` (which win over variables). The last is the content hash of every
 ///     other file of the image: OpenNebula's guest tools re-run only when `context.sh` changes, so
 ///     a change to any file changes `context.sh`. User data goes in `USER_DATA` (base64) with `USERDATA_ENCODING='base64'`, as
-///     cloud-init's OpenNebula datasource reads it. Secrets are included: the guest needs them.
+///     cloud-init's OpenNebula datasource reads it. The VM's secret variables are included (the
+///     guest needs them); a secret host variable (`host.secret-variables`) only when one of the VM's
+///     templates references it (`{{host.NAME}}` or `{{var.NAME}}`, also in a section), as in the
+///     other formats, where a host secret reaches a guest only through the VM's own templates.
 ///   - Network config and vendor data are refused (``ContextError/Code/unsupportedByFormat``).
 /// - ``ContextFormat/files`` (volume ``ContextSpec/volumeID`` or `RECONTEXT`): only the common
 ///   files; user data, network config and vendor data are refused.
@@ -104,7 +107,7 @@ public struct ContextRenderer: Sendable {
                 throw facts.error(
                     .invalidValue, "\(field).mode", "mode \(Validation.formatMode(mode)) is more than 0777")
             }
-            let bytes = try facts.render(file.content, isTemplate: file.isTemplate, field: "file[\(file.path)]")
+            let bytes = try output.render(file.content, isTemplate: file.isTemplate, field: "file[\(file.path)]")
             try output.addSpecFile(
                 RenderedFile(path: file.path, contents: bytes, mode: file.mode ?? FileSpec.defaultMode),
                 field: "\(field).path"
@@ -170,10 +173,20 @@ struct OutputFiles {
     var files: [String: RenderedFile] = [:]
     /// For spec files: the field to name when a generated file collides with one.
     var specFields: [String: String] = [:]
+    /// Host variables that the templates rendered so far reference (see ``render(_:isTemplate:field:)``).
+    var referencedHostVariables: Set<String> = []
 
     init(facts: ResolvedFacts, limits: MetadataLimits) {
         self.facts = facts
         self.limits = limits
+    }
+
+    /// Renders a file or document (``ResolvedFacts/render(_:isTemplate:field:)``) and notes the host
+    /// variables its template references: a host secret reaches the OpenNebula variables only then.
+    mutating func render(_ content: FileContent, isTemplate: Bool, field: String) throws(ContextError) -> [UInt8] {
+        let (bytes, hostVariables) = try facts.render(content, isTemplate: isTemplate, field: field)
+        referencedHostVariables.formUnion(hostVariables)
+        return bytes
     }
 
     mutating func addSpecFile(_ file: RenderedFile, field: String) throws(ContextError) {

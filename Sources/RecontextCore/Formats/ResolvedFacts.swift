@@ -143,9 +143,13 @@ struct ResolvedFacts {
         return JSONOutput.encode(object)
     }
 
-    /// The bytes of a file or document: rendered when a template, size-checked.
-    func render(_ content: FileContent, isTemplate: Bool, field: String) throws(ContextError) -> [UInt8] {
+    /// The bytes of a file or document: rendered when a template, size-checked; and the host
+    /// variables the template references (none when it is not a template).
+    func render(_ content: FileContent, isTemplate: Bool, field: String) throws(ContextError) -> (
+        bytes: [UInt8], hostVariables: Set<String>
+    ) {
         let bytes: [UInt8]
+        var hostVariables: Set<String> = []
         if isTemplate {
             let source: String
             switch content {
@@ -157,8 +161,10 @@ struct ResolvedFacts {
                 }
                 source = text
             }
-            bytes = Array(
-                try TemplateEngine.render(source, values: templateValues, domain: domain.name, field: field).utf8)
+            let rendering = try TemplateEngine.render(
+                source, values: templateValues, domain: domain.name, field: field)
+            bytes = Array(rendering.text.utf8)
+            hostVariables = rendering.hostVariables
         } else {
             bytes = content.bytes
         }
@@ -166,6 +172,6 @@ struct ResolvedFacts {
             throw error(
                 .limitExceeded, field, "content is \(bytes.count) bytes, more than the limit of \(limits.maxFileBytes)")
         }
-        return bytes
+        return (bytes, hostVariables)
     }
 }

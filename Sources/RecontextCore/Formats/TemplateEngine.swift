@@ -25,11 +25,21 @@ struct TemplateValues {
 ///   without error, when `proxy` is undefined or empty; `{{^host.proxy}}...{{/host.proxy}}` renders
 ///   when it is.
 /// - The transforms `uppercased`, `lowercased`, `capitalized`, `reversed` and `empty` work on values.
-/// - Partials (`{{> name}}`) are not supported: there is no template library, they render nothing.
+/// - Partials (`{{> name}}`, `{{>*name}}`, `{{<parent}}`) are not supported: there is no template
+///   library, so every partial is undefined, and an error naming it, like an undefined variable.
 enum TemplateEngine {
     /// The pragma put in front of every template: TEXT content type, on its own line so that the
     /// template's first line is kept exactly (a standalone tag takes its line with it).
     static let pragma = "{{% CONTENT_TYPE: TEXT}}\n"
+
+    /// What one render gives: the text, and the host variables it looked up.
+    struct Rendering {
+        /// The rendered text.
+        var text: String
+        /// Names of host variables the template looked up (as `host.NAME` or `var.NAME`), found or
+        /// not, rendered or only tested by a section: what the template references.
+        var hostVariables: Set<String>
+    }
 
     /// Renders one template.
     /// - Parameters:
@@ -37,11 +47,11 @@ enum TemplateEngine {
     ///   - values: The values it may refer to.
     ///   - domain: The domain, for errors.
     ///   - field: The file or document, for errors.
-    /// - Returns: The rendered text.
+    /// - Returns: The rendered text and the host variables it references.
     /// - Throws: ``ContextError`` with ``ContextError/Code/templateSyntax`` or
-    ///   ``ContextError/Code/undefinedVariable``.
+    ///   ``ContextError/Code/undefinedVariable`` (also for a partial: none is ever defined).
     static func render(_ source: String, values: TemplateValues, domain: String, field: String) throws(ContextError)
-        -> String
+        -> Rendering
     {
         let template: MustacheTemplate
         do {
@@ -57,6 +67,16 @@ enum TemplateEngine {
         } catch {
             throw ContextError(.templateSyntax, domain: domain, field: field, "template syntax error: \(error)")
         }
+        guard let partials = PartialTags.names(in: template) else {
+            throw ContextError(
+                .templateSyntax, domain: domain, field: field,
+                "cannot check the template for partials: swift-mustache's parsed form is not the one known")
+        }
+        if !partials.isEmpty {
+            let unique = Array(Set(partials)).sorted().map { "undefined partial \($0)" }
+            throw ContextError(
+                .undefinedVariable, domain: domain, field: field, "template uses " + unique.joined(separator: "; "))
+        }
         let recorder = MissRecorder(values: values)
         let root = TemplateScope(group: nil, recorder: recorder)
         let output = template.render(root)
@@ -65,7 +85,7 @@ enum TemplateEngine {
             throw ContextError(
                 .undefinedVariable, domain: domain, field: field, "template uses " + unique.joined(separator: "; "))
         }
-        return output
+        return Rendering(text: output, hostVariables: recorder.hostVariables)
     }
 
     static func describe(_ error: Error) -> String {
@@ -93,6 +113,8 @@ enum TemplateEngine {
 final class MissRecorder {
     let values: TemplateValues
     var problems: [String] = []
+    /// Host variables looked up through `host.` or `var.`.
+    var hostVariables: Set<String> = []
 
     init(values: TemplateValues) {
         self.values = values
@@ -114,6 +136,7 @@ struct TemplateScope: MustacheParent, MustacheCustomRenderable {
 
     func child(named name: String) -> Any? {
         if let group {
+            if group == "host" || group == "var" { recorder.hostVariables.insert(name) }
             let values: [String: String] =
                 switch group {
                 case "host": recorder.values.host

@@ -38,7 +38,7 @@ public struct ContextError: Error, Sendable, Hashable, CustomStringConvertible {
         case unsupportedByFormat = "unsupported-by-format"
         /// A template could not be parsed.
         case templateSyntax = "template-syntax"
-        /// A template refers to a variable (or transform) that does not exist.
+        /// A template refers to a variable, transform or partial that does not exist.
         case undefinedVariable = "undefined-variable"
     }
 
