@@ -60,6 +60,15 @@ final class TreeBuilder {
         context.pointee.userData = Unmanaged.passUnretained(self).toOpaque()
     }
 
+    /// Frees the document libxml2 may have built on its own (for entity declarations read after
+    /// an error); with the builder's callbacks it builds none otherwise.
+    func freeDocument() {
+        if let document = context.pointee.myDoc {
+            xmlFreeDoc(document)
+            context.pointee.myDoc = nil
+        }
+    }
+
     /// The root, or the first problem.
     func result() -> Result<XMLElement, XMLError> {
         if let failure { return .failure(failure) }
@@ -133,9 +142,19 @@ final class TreeBuilder {
                 message: "a DOCTYPE is not allowed (no DTDs, no entity declarations)"))
     }
 
-    /// libxml2's structured error callback: keeps the first error (warnings are ignored).
+    /// libxml2's structured error callback: keeps the first error (warnings are ignored), and
+    /// ends the parse there.
+    ///
+    /// After a fatal error libxml2 goes on reading with its SAX callbacks off, through a DTD too
+    /// (whose callback then never refuses it), and may build a document of its own for the
+    /// entities it finds (``freeDocument()`` frees it). The document is refused anyway, so the
+    /// parse ends at the first error: `instate` is set to EOF, which every parsing loop checks.
+    /// Not `xmlStopParser`: it also frees the input, which the function that raised the error
+    /// may still be reading.
     fileprivate func libxml2Error(_ error: UnsafePointer<xmlError>) {
         guard failure == nil, error.pointee.level.rawValue >= XML_ERR_ERROR.rawValue else { return }
+        context.pointee.instate = XML_PARSER_EOF
+        context.pointee.disableSAX = 1
         failure = describe(error.pointee)
         // `<!doctype` or another `<!` declaration in the prolog is not a DOCTYPE to libxml2 but
         // "an invalid element name"; it is refused as what it was meant to be.

@@ -111,6 +111,7 @@ public enum XMLReader {
         let builder = TreeBuilder(bytes: buffer, limits: limits, context: context)
         builder.install()
         _ = xmlParseDocument(context)
+        builder.freeDocument()
         return builder.result()
     }
 }

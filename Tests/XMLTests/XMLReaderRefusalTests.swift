@@ -40,6 +40,18 @@ struct XMLReaderRefusalTests {
         #expect(error.message.contains("DOCTYPE"))
     }
 
+    @Test("after the first error nothing more is read: a DTD behind a broken declaration included")
+    func stopsAtTheFirstError() throws {
+        // Found by scripts/fuzz (LeakSanitizer): libxml2 went on with its callbacks off, read the
+        // DTD and built a document of its own for its entities, which nobody freed.
+        let text = "<?xml veInton=\"1.0\"?>\n<!DOCTYPE l [<!ENTITY l \"l\"><!ENTITY m\u{7FF}\"&l;\">]>\n<a>&m;</a>"
+        let error = try #require(Self.refusal(text))
+        #expect(error.kind == .malformed(code: 96), "\(error)")
+        #expect(error.line == 1)
+        let billion = try #require(Self.refusal("<?xml veInton=\"1.0\"?>" + Self.billionLaughs))
+        #expect(billion.kind == .malformed(code: 96), "\(billion)")
+    }
+
     @Test("an entity reference without a DTD is an error, not expanded")
     func undeclaredEntity() throws {
         let error = try #require(Self.refusal("<a>\n<b>&xxe;</b></a>"))
