@@ -19,9 +19,13 @@ extension LibvirtHypervisor: HypervisorEventSource {
         return AsyncStream(unfolding: { await iterator.next() })
     }
 
+    /// Closes the connection and stops libvirt's event-loop thread (the daemon calls it once, at
+    /// shutdown, after the last run). Both block (an RPC, a join): off the cooperative pool.
     public func disconnect() async {
-        // virConnectClose is an RPC: off the cooperative pool.
-        await Blocking.run { self.disconnectNow() }
+        await Blocking.run {
+            self.disconnectNow()
+            LibvirtEventLoop.stop()
+        }
     }
 }
 

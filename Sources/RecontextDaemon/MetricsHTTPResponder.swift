@@ -12,8 +12,14 @@ import RecontextCore
 /// address, on a thread of its own.
 ///
 /// Prometheus (or a local proxy) scrapes every few seconds; one connection at a time, each read
-/// bounded by a 2-second timeout and 8 KiB, is plenty and needs no event loop. Anything other
-/// than `GET /metrics` (or `HEAD`) gets 404 or 405. It never binds a non-loopback address: the
+/// bounded by a 2-second timeout and 8 KiB, is plenty and needs no event loop: concurrent scrapers
+/// wait in the listen backlog and are answered in turn. Every answer says `Connection: close` and
+/// closes (keep-alive is refused, HTTP/1.1 clients included). Anything other than `GET /metrics`
+/// (or `HEAD`) gets 404 or 405; a head over 8 KiB gets 431, an incomplete one 400.
+///
+/// Why a responder of our own and not a server library: it is about 200 lines with no event loop;
+/// an HTTP server package (SwiftNIO) would add minutes to every build and megabytes to the
+/// daemon's memory for one endpoint that most hosts scrape through the textfile instead. It never binds a non-loopback address: the
 /// configuration refuses those, and ``init(address:body:)`` checks again.
 ///
 /// - Important: ``start()`` and ``stop()`` may be called from any thread; the accept loop runs
@@ -150,7 +156,12 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
             request.append(contentsOf: chunk[0..<count])
             if Self.containsHeaderEnd(request) { break }
         }
-        let (status, text, isHead) = Self.response(to: request, body: body)
+        let (status, text, isHead) =
+            Self.containsHeaderEnd(request)
+            ? Self.response(to: request, body: body)
+            : request.count >= 8192
+                ? ("431 Request Header Fields Too Large", "request head over 8 KiB\n", false)
+                : ("400 Bad Request", "incomplete request\n", false)
         var head = "HTTP/1.0 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
         head += "Content-Length: \(text.utf8.count)\r\nConnection: close\r\n\r\n"
         var bytes = Array(head.utf8)

@@ -191,6 +191,50 @@ struct MetricsTests {
         _ = try? await task.value
     }
 
+    @Test("the listener as a scraper sees it: concurrent scrapes, keep-alive refused cleanly, bounded request head")
+    func responderUnderScrapers() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let exporter = MetricsExporter(configuration: .init(), logger: Logger(label: "test"))
+        exporter.recorder.recordReload()
+        let socketPath = directory + "/metrics.sock"
+        let responder = try MetricsHTTPResponder(address: .unix(path: socketPath)) { exporter.render() }
+        responder.start()
+        defer { responder.stop() }
+
+        // Eight scrapers at once, five scrapes each: every answer complete and parseable.
+        let answers = Collected<MetricsHTTPClient.Response>()
+        runOnThreads(
+            (0..<8).map { _ in
+                {
+                    for _ in 0..<5 {
+                        if let answer = try? MetricsHTTPClient.request(unixPath: socketPath) { answers.append(answer) }
+                    }
+                }
+            })
+        #expect(answers.count == 40)
+        for answer in answers.all {
+            #expect(answer.status == 200 && answer.closedByServer)
+            #expect(try await PrometheusTextParser.parse(answer.body).value("recontextd_reloads_total") == 1)
+        }
+
+        // An HTTP/1.1 client asking for keep-alive gets the whole answer, `Connection: close`, and
+        // end of file (not a connection left open until its timeout).
+        let keepAlive = try MetricsHTTPClient.request(
+            unixPath: socketPath,
+            raw: Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".utf8))
+        #expect(keepAlive.status == 200 && keepAlive.closedByServer)
+        #expect(keepAlive.head.contains("Connection: close"))
+        #expect(keepAlive.body.contains("recontextd_reloads_total 1"))
+
+        // A request head over 8 KiB is refused with 431; one cut short with 400; the listener goes on.
+        let huge = "GET /metrics HTTP/1.0\r\nX-Filler: " + String(repeating: "a", count: 10_000) + "\r\n\r\n"
+        #expect(try MetricsHTTPClient.request(unixPath: socketPath, raw: Array(huge.utf8)).status == 431)
+        let cut = try MetricsHTTPClient.request(unixPath: socketPath, raw: Array("GET /metr".utf8), shutdownWrite: true)
+        #expect(cut.status == 400)
+        #expect(try MetricsHTTPClient.request(unixPath: socketPath).status == 200)
+    }
+
     @Test("GET /metrics on a unix socket and on 127.0.0.1 and [::1]; 404 elsewhere, 405 for POST, HEAD without a body")
     func responder() async throws {
         let directory = try Self.scratch()

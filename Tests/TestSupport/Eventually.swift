@@ -5,7 +5,7 @@
 /// - Returns: whether the condition held before the timeout.
 @discardableResult
 public func eventually(
-    timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
+    timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
 ) async rethrows -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout

@@ -12,12 +12,15 @@ public enum MetricsHTTPClient {
         public var head: String
         /// Everything after the blank line.
         public var body: String
+        /// Whether the server closed the connection (end of file) rather than the read timing out.
+        public var closedByServer: Bool
     }
 
-    /// Sends `METHOD PATH HTTP/1.0` to a unix socket path, or to `127.0.0.1:port` / `[::1]:port`.
+    /// Sends `METHOD PATH HTTP/1.0` (or `raw` bytes; `shutdownWrite` then ends the request early) to a
+    /// unix socket path, or to `127.0.0.1:port` / `[::1]:port`.
     public static func request(
         unixPath: String? = nil, host: String? = nil, port: UInt16 = 0, method: String = "GET",
-        path: String = "/metrics"
+        path: String = "/metrics", raw: [UInt8]? = nil, shutdownWrite: Bool = false
     ) throws -> Response {
         let descriptor: Int32
         if let unixPath {
@@ -61,12 +64,15 @@ public enum MetricsHTTPClient {
         defer { close(descriptor) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("\(method) \(path) HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
+        let request = raw ?? Array("\(method) \(path) HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if shutdownWrite { shutdown(descriptor, Int32(SHUT_WR)) }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
+        var closedByServer = false
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count == 0 { closedByServer = true }
             guard count > 0 else { break }
             data.append(contentsOf: chunk[0..<count])
         }
@@ -75,7 +81,7 @@ public enum MetricsHTTPClient {
         let head = parts.first ?? ""
         let body = parts.dropFirst().joined(separator: "\r\n\r\n")
         let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return Response(status: status, head: head, body: body)
+        return Response(status: status, head: head, body: body, closedByServer: closedByServer)
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago.
