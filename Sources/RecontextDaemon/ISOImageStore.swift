@@ -9,8 +9,10 @@ import RecontextCore
 /// The pipeline's ``ImageStore``: images built in process by ``ISOBuilder`` into one directory.
 ///
 /// The directory is created with mode 0750 when missing and is never reached through a symlink;
-/// images are written atomically (temporary name, fsync, rename) with the configured mode and
-/// group, and removed with `unlinkat` relative to the directory.
+/// images are written atomically (temporary name, rename: complete before they have their name)
+/// with the configured mode and group, but not flushed: the pipeline inserts the image first and
+/// calls ``flush(path:)`` (fsync of the file and the directory) before the persistent definition
+/// names it. Images are removed with `unlinkat` relative to the directory.
 public struct ISOImageStore: ImageStore {
     public let directory: String
     /// Mode of image files (default 0640: the QEMU user's group may read, nobody else).
