@@ -33,7 +33,7 @@ final class BlockingExecutor: @unchecked Sendable {
     static let shared = BlockingExecutor(name: "recontextd-blocking", maximumThreads: sharedThreads)
 
     private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
+    private var jobs: [(@Sendable () -> Void)?] = []
     private var next = 0
     private var threads = 0
     private var idle = 0
@@ -98,14 +98,19 @@ final class BlockingExecutor: @unchecked Sendable {
         condition.lock()
         while true {
             if next < jobs.count {
-                let job = jobs[next]
-                next += 1
-                if next > 64 && next * 2 > jobs.count {
-                    jobs.removeFirst(next)
-                    next = 0
+                do {
+                    // Moved out of the queue under the lock and released after it, outside: a job's
+                    // captures can run a deinit that submits again (which takes the lock).
+                    let job = jobs[next]
+                    jobs[next] = nil
+                    next += 1
+                    if next > 64 && next * 2 > jobs.count {
+                        jobs.removeFirst(next)
+                        next = 0
+                    }
+                    condition.unlock()
+                    job?()
                 }
-                condition.unlock()
-                job()
                 condition.lock()
             } else if stopped {
                 threads -= 1

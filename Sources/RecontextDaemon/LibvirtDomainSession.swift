@@ -13,6 +13,10 @@ final class LibvirtDomainSession: DomainSession {
     let uuid: String
     /// The domain and the link it was looked up on; used only on that link's executor thread.
     private let bound = Mutex<(link: LibvirtLink, domain: Domain)?>(nil)
+    private let lookupCount = Mutex(0)
+
+    /// How many times the session looked its domain up (1 per run; 1 more per reconnect).
+    var lookups: Int { lookupCount.withLock { $0 } }
 
     init(hypervisor: LibvirtHypervisor, uuid: String) {
         self.hypervisor = hypervisor
@@ -41,6 +45,7 @@ final class LibvirtDomainSession: DomainSession {
     private func domain(on link: LibvirtLink, connection: Connection) throws(VirtError) -> Domain {
         if let bound = bound.withLock({ $0 }), bound.link === link { return bound.domain }
         let domain = try connection.domain(uuid: uuid)
+        lookupCount.withLock { $0 += 1 }
         let replaced = bound.withLock { state in
             defer { state = (link, domain) }
             return state
