@@ -7,13 +7,14 @@ extension LibvirtHypervisor: HypervisorEventSource {
     public var endpoint: String { uri }
 
     public func subscribe() async throws(HypervisorError) -> AsyncStream<ObservedEvent> {
-        let events: DomainEventStream
         do {
-            events = try await Blocking.run { () throws(VirtError) -> DomainEventStream in
-                try self.connect().events()
-            }
+            try await Blocking.run { () throws(VirtError) in _ = try self.connect() }
         } catch {
             throw HypervisorError(error, operation: "connect to \(uri)")
+        }
+        // The registrations are calls on the connection: on its own serial executor, like every other.
+        let events = try await link(for: "subscribe to events").run("subscribe to events") {
+            connection throws(VirtError) in try connection.events()
         }
         let iterator = EventIterator(events.makeAsyncIterator())
         return AsyncStream(unfolding: { await iterator.next() })
@@ -22,10 +23,8 @@ extension LibvirtHypervisor: HypervisorEventSource {
     /// Closes the connection and stops libvirt's event-loop thread (the daemon calls it once, at
     /// shutdown, after the last run). Both block (an RPC, a join): off the cooperative pool.
     public func disconnect() async {
-        await Blocking.run {
-            self.disconnectNow()
-            LibvirtEventLoop.stop()
-        }
+        await disconnectAndWait()
+        await Blocking.run { LibvirtEventLoop.stop() }
     }
 }
 

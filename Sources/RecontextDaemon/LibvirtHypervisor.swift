@@ -6,8 +6,13 @@ import Virt
 ///
 /// Holds the current connection; the daemon replaces it after a reconnect. While disconnected,
 /// every operation fails with a transient error, so runs are retried rather than lost.
+///
+/// Every libvirt call on a connection runs on that connection's own serial executor (one thread,
+/// calls in order), never on Swift's cooperative pool, and one at a time: libvirt 9.0 crashed
+/// with several calls in flight on one connection while libvirtd went away (issue 11). A
+/// pipeline run looks its domain up once (``session(for:)``) and makes its calls through that.
 public final class LibvirtHypervisor: Hypervisor, Sendable {
-    private let current = Mutex<Connection?>(nil)
+    private let current = Mutex<LibvirtLink?>(nil)
     /// The libvirt URI.
     public let uri: String
 
@@ -19,71 +24,69 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         self.uri = uri
     }
 
-    /// Opens a new connection and makes it current. Blocking.
+    /// Opens a new connection and makes it current; closes the one it replaces. Blocking: call
+    /// it off the cooperative pool (e.g. in ``Blocking/run(_:)``).
     @discardableResult
     public func connect() throws(VirtError) -> Connection {
-        let connection = try Connection.open(uri)
+        let link = LibvirtLink(connection: try Connection.open(uri))
         let old = current.withLock { state in
-            defer { state = connection }
+            defer { state = link }
             return state
         }
-        old?.close()
-        return connection
+        old?.retire()
+        return link.connection
     }
 
     /// The current connection, if any.
-    public var connection: Connection? { current.withLock { $0 } }
+    public var connection: Connection? { current.withLock { $0?.connection } }
 
-    /// Closes the current connection. Blocking (an RPC); ``disconnect()`` runs it off the pool.
-    public func disconnectNow() {
-        let old = current.withLock { state in
+    /// Closes the current connection. Does not block: the close runs on the shared blocking
+    /// executor (a close can be an RPC). ``disconnectAndWait()`` waits for it.
+    public func closeConnection() {
+        guard let old = takeLink() else { return }
+        BlockingExecutor.shared.submit { old.retire() }
+    }
+
+    /// Closes the current connection and returns when it is closed, off the cooperative pool.
+    public func disconnectAndWait() async {
+        guard let old = takeLink() else { return }
+        await Blocking.run { old.retire() }
+    }
+
+    private func takeLink() -> LibvirtLink? {
+        current.withLock { state in
             defer { state = nil }
             return state
         }
-        old?.close()
     }
 
-    private func withConnection<T: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
-    ) async throws(HypervisorError) -> T {
-        guard let connection = current.withLock({ $0 }) else {
+    /// The current connection and its executor; a transient error naming `operation` when there is none.
+    func link(for operation: String) throws(HypervisorError) -> LibvirtLink {
+        guard let link = current.withLock({ $0 }) else {
             throw HypervisorError(.transient, operation: operation, message: "not connected to \(uri)")
         }
-        do {
-            return try await Blocking.run { () throws(VirtError) -> T in try body(connection) }
-        } catch {
-            throw HypervisorError(error, operation: operation)
-        }
+        return link
+    }
+
+    /// Runs `body` with the current connection on its executor.
+    func withConnection<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
+    ) async throws(HypervisorError) -> T {
+        try await link(for: operation).run(operation, body)
     }
 
     // MARK: - Hypervisor
 
+    public func session(for uuid: String) async throws(HypervisorError) -> any DomainSession {
+        LibvirtDomainSession(hypervisor: self, uuid: uuid)
+    }
+
     public func snapshot(of uuid: String) async throws(HypervisorError) -> DomainSnapshot {
-        try await withConnection("resolve \(uuid)") { connection throws(VirtError) in
-            let domain = try connection.domain(uuid: uuid)
-            let state = try domain.state()
-            let persistent = try domain.isPersistent()
-            let runState = DomainSnapshot.RunState(state.state)
-            guard runState == .running || runState == .paused else {
-                // A domain that is not running has no live definition to read; nothing to do.
-                return DomainSnapshot(
-                    identity: DomainIdentity(name: domain.name, uuid: domain.uuid), state: runState,
-                    isPersistent: persistent, drives: [], contextMetadata: nil, appliedMetadata: nil)
-            }
-            let drives = try domain.cdroms().map(ContextDrive.init)
-            let context = try domain.metadata(namespace: ContextMetadata.namespaceURI, impact: .live)
-            let applied = try domain.metadata(namespace: AppliedMetadata.namespaceURI, impact: .live)
-            return DomainSnapshot(
-                identity: DomainIdentity(name: domain.name, uuid: domain.uuid),
-                state: runState, isPersistent: persistent, drives: drives,
-                contextMetadata: context, appliedMetadata: applied)
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: uuid).snapshot()
     }
 
     public func persistentDrives(of domain: DomainIdentity) async throws(HypervisorError) -> [ContextDrive] {
-        try await withConnection("read the persistent definition") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).cdroms(inactive: true).map(ContextDrive.init)
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).persistentDrives()
     }
 
     public func activeDomains() async throws(HypervisorError) -> [DomainIdentity] {
@@ -95,42 +98,27 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     public func changeMedia(
         of domain: DomainIdentity, drive: ContextDrive, to source: String?, scope: ChangeScope
     ) async throws(HypervisorError) {
-        let xml = CDROMDevice(drive).xml(source: source)
-        // Forced on the live domain: a Linux guest locks the drive door while the disc is mounted,
-        // and an unforced change then asks the guest to eject, waits 5 s and fails ("timed out
-        // waiting to open tray"). Forcing opens the tray regardless; the guest sees the new disc.
-        let impact = DomainModificationImpact(scope).union(scope.contains(.live) ? .force : [])
-        try await withConnection("change media of \(drive.target) (\(scope))") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).updateDevice(xml: xml, impact: impact)
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).changeMedia(
+            drive: drive, to: source, scope: scope)
     }
 
     public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope)
         async throws(HypervisorError)
     {
-        let xml = CDROMDevice(drive).xml(source: drive.source)
-        try await withConnection("detach \(drive.target) (\(scope))") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).detachDevice(xml: xml, impact: DomainModificationImpact(scope))
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).detachDrive(drive, scope: scope)
     }
 
     public func attachDrive(
         of domain: DomainIdentity, drive: ContextDrive, source: String?, scope: ChangeScope
     ) async throws(HypervisorError) {
-        let xml = CDROMDevice(drive).xml(source: source)
-        try await withConnection("attach \(drive.target) (\(scope))") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).attachDevice(xml: xml, impact: DomainModificationImpact(scope))
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).attachDrive(
+            drive, source: source, scope: scope)
     }
 
     public func setAppliedMetadata(_ xml: String, of domain: DomainIdentity, scope: ChangeScope)
         async throws(HypervisorError)
     {
-        try await withConnection("record applied state (\(scope))") { connection throws(VirtError) in
-            try connection.domain(uuid: domain.uuid).setMetadata(
-                xml, key: Self.appliedKey, namespace: AppliedMetadata.namespaceURI,
-                impact: DomainModificationImpact(scope))
-        }
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).setAppliedMetadata(xml, scope: scope)
     }
 
     public func knownDomains() async throws(HypervisorError) -> Set<String> {
@@ -158,6 +146,37 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
             }
             return sources
         }
+    }
+}
+
+/// A connection and the serial executor its calls run on (one thread, calls in order).
+final class LibvirtLink: Sendable {
+    /// The connection.
+    let connection: Connection
+    /// Its executor: one thread, started on the first call, ended by ``retire()``.
+    let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
+
+    init(connection: Connection) {
+        self.connection = connection
+    }
+
+    /// Runs `body` with the connection on the executor; maps libvirt's error to the pipeline's.
+    func run<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
+    ) async throws(HypervisorError) -> T {
+        let connection = self.connection
+        do {
+            return try await executor.run { () throws(VirtError) -> T in try body(connection) }
+        } catch {
+            throw HypervisorError(error, operation: operation)
+        }
+    }
+
+    /// Closes the connection (calls still queued then fail at once, as transient) and lets the
+    /// executor's thread end. Blocking: the close may be an RPC.
+    func retire() {
+        connection.close()
+        executor.shutdown()
     }
 }
 

@@ -45,28 +45,29 @@ public struct OneShot: Sendable {
     public let runtime: Runtime
     let logger: Logger
 
-    /// Loads nothing itself: give it a validated configuration. Connects to libvirt.
-    public init(options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger) throws {
+    /// Loads nothing itself: give it a validated configuration. Connects to libvirt (off the
+    /// cooperative pool, like every blocking call here).
+    public init(options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger) async throws {
         self.options = options
         self.configuration = configuration
         self.logger = logger
-        hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
-        try hypervisor.connect()
+        let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
+        try await Blocking.run { () throws(VirtError) in _ = try hypervisor.connect() }
+        self.hypervisor = hypervisor
         runtime = try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
     }
 
     /// The UUID of a domain given by name or UUID.
-    public func resolve(_ nameOrUUID: String) throws -> DomainReference {
-        guard let connection = hypervisor.connection else {
-            throw VirtError(code: .invalidConnection, message: "not connected", operation: "resolve")
+    public func resolve(_ nameOrUUID: String) async throws -> DomainReference {
+        try await hypervisor.withConnection("resolve \(nameOrUUID)") { connection throws(VirtError) in
+            if let domain = try? connection.domain(uuid: nameOrUUID) { return domain.reference }
+            return try connection.domain(named: nameOrUUID).reference
         }
-        if let domain = try? connection.domain(uuid: nameOrUUID) { return domain.reference }
-        return try connection.domain(named: nameOrUUID).reference
     }
 
     /// `recontextd apply DOMAIN`: one pipeline run now, under the same per-domain lock as the daemon.
     public func apply(_ nameOrUUID: String) async throws -> RunReport {
-        let domain = try resolve(nameOrUUID)
+        let domain = try await resolve(nameOrUUID)
         let lock = DomainLock(stateDirectory: options.stateDirectory)
         let pipeline = runtime.pipeline
         let report = await lock.withLock(domain.uuid) { await pipeline.run(uuid: domain.uuid, trigger: .manual) }
@@ -78,7 +79,7 @@ public struct OneShot: Sendable {
     /// `output`. Changes nothing on the domain.
     /// - Returns: the rendered content and the generation the image carries.
     public func render(_ nameOrUUID: String, output: String) async throws -> (RenderedContext, UInt64) {
-        let domain = try resolve(nameOrUUID)
+        let domain = try await resolve(nameOrUUID)
         let snapshot = try await hypervisor.snapshot(of: domain.uuid)
         guard let desired = try runtime.pipeline.desired(for: snapshot) else {
             throw ContextError(
@@ -93,7 +94,11 @@ public struct OneShot: Sendable {
         for file in desired.context.files + [record] {
             image.addFile(at: file.path, contents: file.contents, mode: mode_t(file.mode))
         }
-        _ = try ISOBuilder(maxImageBytes: configuration.images.maxSize).writeImage(image, to: output, mode: 0o600)
+        let builder = ISOBuilder(maxImageBytes: configuration.images.maxSize)
+        let finished = image
+        _ = try await Blocking.run { () throws(ISOBuilderError) -> Int in
+            try builder.writeImage(finished, to: output, mode: 0o600)
+        }
         return (desired.context, generation)
     }
 

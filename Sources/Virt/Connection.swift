@@ -1,4 +1,5 @@
 internal import CLibvirt
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -10,8 +11,13 @@ import Synchronization
 /// The corresponding C type is `virConnectPtr`. The connection is closed by ``close()`` or when
 /// the last reference goes away.
 ///
-/// libvirt connections may be used from several threads at once (libvirt serialises internally),
-/// which is why this class is `@unchecked Sendable`: its only mutable state is behind a `Mutex`.
+/// The connection may be used from several threads, which is why this class is
+/// `@unchecked Sendable`: its only mutable state is behind a `Mutex`. Its calls, and those of its
+/// ``Domain``s, pass one at a time (``gate``): libvirt 9.0 crashed (SIGSEGV in the client's IO
+/// loop, `virNetClientSendWithReply` -> `g_main_context_dispatch`) with two threads' calls in
+/// flight on one connection while the daemon went away, and libvirtd crashed cleaning up a
+/// killed client that had several requests in flight (issue 11). A caller that wants calls to
+/// overlap opens a connection per worker.
 ///
 /// Every call takes a libvirt reference on the handle for its duration (``withHandle(_:_:)``), so
 /// ``close()`` never frees the handle under a call running on another thread, and never waits
@@ -39,6 +45,9 @@ public final class Connection: @unchecked Sendable {
     /// Never held across a libvirt call that can block: only `virConnectRef` (an atomic
     /// increment) runs under it. The close callback takes it on the event-loop thread.
     let closeState = Mutex(CloseState())
+    /// One libvirt call at a time on this connection (RPCs, event registrations, domain calls).
+    /// ``close()`` does not take it, so it never waits for a call in flight.
+    let gate = CallGate()
 
     private init(handle: OpaquePointer, uri: String, readOnly: Bool) {
         self.handle = handle
@@ -99,25 +108,29 @@ public final class Connection: @unchecked Sendable {
         for subscriber in subscribers { subscriber(.client) }
     }
 
-    /// Runs `body` with the handle, holding a libvirt reference on it for the call; fails with
-    /// ``VirtError/Code/invalidConnection`` once ``close()`` has run, without touching the handle.
+    /// Runs `body` with the handle, one call at a time (``gate``), holding a libvirt reference on
+    /// it for the call; fails with ``VirtError/Code/invalidConnection`` once ``close()`` has run,
+    /// without touching the handle.
     ///
     /// libvirt's API calls do not reference the connection themselves: without this, a
     /// ``close()`` on another thread could free it under a call in flight. Seen here (issue 6):
     /// calls then never returned, stuck in `virNetClientSendWithReply` (`virCondWait`).
     /// The corresponding C functions are `virConnectRef` and `virConnectClose`.
     func withHandle<T>(_ operation: String, _ body: (OpaquePointer) throws(VirtError) -> T) throws(VirtError) -> T {
-        let open = closeState.withLock { state in
-            guard !state.closed else { return false }
-            virConnectRef(handle) // an atomic increment; never blocks
-            return true
+        // The gate first: a call that waited for it while close() ran must not go ahead.
+        try gate.run { () throws(VirtError) -> T in
+            let open = closeState.withLock { state in
+                guard !state.closed else { return false }
+                virConnectRef(handle) // an atomic increment; never blocks
+                return true
+            }
+            guard open else {
+                throw VirtError(
+                    code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
+            }
+            defer { virConnectClose(handle) } // drops the call's reference; the last one closes
+            return try body(handle)
         }
-        guard open else {
-            throw VirtError(
-                code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
-        }
-        defer { virConnectClose(handle) } // drops the call's reference; the last one closes
-        return try body(handle)
     }
 
     /// Runs `body` with the handle unless the connection is closed (see ``withHandle(_:_:)``).
@@ -303,4 +316,20 @@ extension Connection {
 private func connectionClosedCallback(_ conn: virConnectPtr?, _ reason: Int32, _ opaque: UnsafeMutableRawPointer?) {
     guard let opaque else { return }
     Unmanaged<Connection>.fromOpaque(opaque).takeUnretainedValue().connectionDidClose(reason: reason)
+}
+
+// MARK: - One call at a time
+
+/// Lets one libvirt call at a time through; the others wait, in arrival order of the lock.
+///
+/// `@unchecked Sendable`: its only state is an `NSLock`.
+final class CallGate: @unchecked Sendable {
+    private let lock = NSLock()
+
+    /// Runs `body` while no other call of this gate runs.
+    func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 }

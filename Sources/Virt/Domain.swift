@@ -6,7 +6,8 @@ internal import CLibvirt
 /// read once, locally (no RPC), when the object is made.
 ///
 /// `@unchecked Sendable`: the handle is only passed to libvirt, whose domain objects are safe to
-/// use from several threads; the stored properties are immutable.
+/// use from several threads; the stored properties are immutable. Its calls share the
+/// connection's one-call-at-a-time gate (see ``Connection``).
 ///
 /// - Important: Every method except ``name`` and ``uuid`` makes a blocking call; async callers
 ///   run them off the cooperative thread pool.
@@ -37,6 +38,16 @@ public final class Domain: @unchecked Sendable {
         }
     }
 
+    /// `LibvirtCall.int` through the connection's call gate: one call at a time per connection.
+    private func int(_ operation: String, _ body: () -> Int32) throws(VirtError) -> Int32 {
+        try connection.gate.run { () throws(VirtError) in try LibvirtCall.int(operation, body) }
+    }
+
+    /// `LibvirtCall.string` through the connection's call gate: one call at a time per connection.
+    private func string(_ operation: String, _ body: () -> UnsafeMutablePointer<CChar>?) throws(VirtError) -> String {
+        try connection.gate.run { () throws(VirtError) in try LibvirtCall.string(operation, body) }
+    }
+
     /// A value snapshot of the domain's identity.
     public var reference: DomainReference { DomainReference(name: name, uuid: uuid) }
 
@@ -48,7 +59,7 @@ public final class Domain: @unchecked Sendable {
     public func state() throws(VirtError) -> DomainStateInfo {
         var state: Int32 = 0
         var reason: Int32 = 0
-        try LibvirtCall.int("virDomainGetState(\(name))") { virDomainGetState(handle, &state, &reason, 0) }
+        try int("virDomainGetState(\(name))") { virDomainGetState(handle, &state, &reason, 0) }
         return DomainStateInfo(state: DomainState(rawValue: state) ?? .noState, reason: reason)
     }
 
@@ -56,14 +67,14 @@ public final class Domain: @unchecked Sendable {
     ///
     /// The corresponding C function is `virDomainIsActive`.
     public func isActive() throws(VirtError) -> Bool {
-        try LibvirtCall.int("virDomainIsActive(\(name))") { virDomainIsActive(handle) } == 1
+        try int("virDomainIsActive(\(name))") { virDomainIsActive(handle) } == 1
     }
 
     /// Whether the domain has a persistent definition.
     ///
     /// The corresponding C function is `virDomainIsPersistent`.
     public func isPersistent() throws(VirtError) -> Bool {
-        try LibvirtCall.int("virDomainIsPersistent(\(name))") { virDomainIsPersistent(handle) } == 1
+        try int("virDomainIsPersistent(\(name))") { virDomainIsPersistent(handle) } == 1
     }
 
     /// The domain's XML description.
@@ -71,7 +82,7 @@ public final class Domain: @unchecked Sendable {
     /// The corresponding C function is `virDomainGetXMLDesc`.
     /// - Parameter flags: e.g. ``DomainXMLFlags/inactive`` for the persistent definition.
     public func xmlDescription(_ flags: DomainXMLFlags = []) throws(VirtError) -> String {
-        try LibvirtCall.string("virDomainGetXMLDesc(\(name))") { virDomainGetXMLDesc(handle, flags.rawValue) }
+        try string("virDomainGetXMLDesc(\(name))") { virDomainGetXMLDesc(handle, flags.rawValue) }
     }
 
     /// The CD-ROM devices in the live (or, with `inactive`, the persistent) definition.
@@ -91,28 +102,28 @@ public final class Domain: @unchecked Sendable {
     /// The corresponding C function is `virDomainCreateWithFlags`.
     public func start(paused: Bool = false) throws(VirtError) {
         let flags = paused ? UInt32(VIR_DOMAIN_START_PAUSED.rawValue) : 0
-        try LibvirtCall.int("virDomainCreateWithFlags(\(name))") { virDomainCreateWithFlags(handle, flags) }
+        try int("virDomainCreateWithFlags(\(name))") { virDomainCreateWithFlags(handle, flags) }
     }
 
     /// Pauses the domain's vCPUs. The corresponding C function is `virDomainSuspend`.
     public func suspend() throws(VirtError) {
-        try LibvirtCall.int("virDomainSuspend(\(name))") { virDomainSuspend(handle) }
+        try int("virDomainSuspend(\(name))") { virDomainSuspend(handle) }
     }
 
     /// Resumes a paused domain. The corresponding C function is `virDomainResume`.
     public func resume() throws(VirtError) {
-        try LibvirtCall.int("virDomainResume(\(name))") { virDomainResume(handle) }
+        try int("virDomainResume(\(name))") { virDomainResume(handle) }
     }
 
     /// Stops the domain at once. The corresponding C function is `virDomainDestroy`.
     public func destroy() throws(VirtError) {
-        try LibvirtCall.int("virDomainDestroy(\(name))") { virDomainDestroy(handle) }
+        try int("virDomainDestroy(\(name))") { virDomainDestroy(handle) }
     }
 
     /// Removes the persistent definition. The corresponding C function is `virDomainUndefineFlags`.
     public func undefine() throws(VirtError) {
         let flags: UInt32 = 0
-        try LibvirtCall.int("virDomainUndefineFlags(\(name))") { virDomainUndefineFlags(handle, flags) }
+        try int("virDomainUndefineFlags(\(name))") { virDomainUndefineFlags(handle, flags) }
     }
 
     // MARK: - Metadata
@@ -126,7 +137,7 @@ public final class Domain: @unchecked Sendable {
     ///     ``DomainModificationImpact/current`` (empty) reads the current state.
     public func metadata(namespace: String, impact: DomainModificationImpact = []) throws(VirtError) -> String? {
         do {
-            return try LibvirtCall.string("virDomainGetMetadata(\(name))") {
+            return try string("virDomainGetMetadata(\(name))") {
                 virDomainGetMetadata(handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), namespace, impact.rawValue)
             }
         } catch let error where error.code == .noDomainMetadata {
@@ -148,7 +159,7 @@ public final class Domain: @unchecked Sendable {
         namespace: String,
         impact: DomainModificationImpact
     ) throws(VirtError) {
-        try LibvirtCall.int("virDomainSetMetadata(\(name))") {
+        try int("virDomainSetMetadata(\(name))") {
             virDomainSetMetadata(
                 handle, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), xml, xml == nil ? nil : key, namespace,
                 impact.rawValue)
@@ -164,14 +175,14 @@ public final class Domain: @unchecked Sendable {
     ///   - xml: the device's full XML with the new values.
     ///   - impact: live, config, or both; ``DomainModificationImpact/force`` forces an eject.
     public func updateDevice(xml: String, impact: DomainModificationImpact) throws(VirtError) {
-        try LibvirtCall.int("virDomainUpdateDeviceFlags(\(name))") {
+        try int("virDomainUpdateDeviceFlags(\(name))") {
             virDomainUpdateDeviceFlags(handle, xml, impact.rawValue)
         }
     }
 
     /// Hot-plugs a device. The corresponding C function is `virDomainAttachDeviceFlags`.
     public func attachDevice(xml: String, impact: DomainModificationImpact) throws(VirtError) {
-        try LibvirtCall.int("virDomainAttachDeviceFlags(\(name))") {
+        try int("virDomainAttachDeviceFlags(\(name))") {
             virDomainAttachDeviceFlags(handle, xml, impact.rawValue)
         }
     }
@@ -181,7 +192,7 @@ public final class Domain: @unchecked Sendable {
     /// For live detaches libvirt waits (a few seconds) for the guest to release the device; the
     /// DEVICE_REMOVED event confirms it.
     public func detachDevice(xml: String, impact: DomainModificationImpact) throws(VirtError) {
-        try LibvirtCall.int("virDomainDetachDeviceFlags(\(name))") {
+        try int("virDomainDetachDeviceFlags(\(name))") {
             virDomainDetachDeviceFlags(handle, xml, impact.rawValue)
         }
     }

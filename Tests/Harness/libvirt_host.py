@@ -87,6 +87,7 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import select
 import shutil
 import signal
@@ -470,7 +471,10 @@ class Daemon:
             return "running"
         if os.WIFEXITED(s):
             return f"exited with status {os.WEXITSTATUS(s)}"
-        return f"killed by signal {os.WTERMSIG(s)}"
+        name = signal.Signals(os.WTERMSIG(s)).name if os.WTERMSIG(s) in signal.valid_signals() else os.WTERMSIG(s)
+        if os.WCOREDUMP(s):
+            return f"crashed with {name} (core dumped)"
+        return f"killed by signal {os.WTERMSIG(s)} ({name})"
 
 
 class Supervisor:
@@ -888,6 +892,7 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, signal.SIG_DFL)
     a = parse_args(argv)
     _LOG_NAME = a.hostname
+    enable_core_dumps()
     if os.geteuid() != 0:
         print(json.dumps({"ready": False, "error": "libvirt_host.py must run as root"}), flush=True)
         return 2
@@ -912,6 +917,22 @@ def main(argv: list[str]) -> int:
     finally:
         if a.remove_state_dir_on_exit:
             shutil.rmtree(a.state_dir, ignore_errors=True)
+
+
+def enable_core_dumps() -> None:
+    """Lets libvirtd, virtlogd (and QEMU) dump core: RLIMIT_CORE unlimited, inherited by every child.
+
+    Where the cores go is the kernel's core_pattern, which the test process sets (see
+    Tests/TestSupport/CoreDumps.swift); a crash is reported as "libvirtd ... crashed with SIGSEGV".
+    """
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (OSError, ValueError):
+        try:
+            _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+            resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+        except (OSError, ValueError):
+            pass
 
 
 def _run_locked(a: argparse.Namespace) -> int:

@@ -518,7 +518,7 @@ struct MigratedAwayTests {
                 atPath: rig.visible(attached[names[0]]!, on: rig.a), toPath: rig.visible(target, on: rig.a))
             let hypervisor = LibvirtHypervisor(uri: rig.a.uri)
             try hypervisor.connect()
-            defer { hypervisor.disconnectNow() }
+            defer { hypervisor.closeConnection() }
             func drive(_ name: String) throws -> (DomainIdentity, ContextDrive) {
                 let domain = try rig.connectionA.domain(named: name)
                 let cdrom = try #require(try domain.cdroms().first)

@@ -21,6 +21,8 @@ final class ReliabilityRig: @unchecked Sendable {
     let state: String
     let config: String
     var names: [String] = []
+    /// Every daemon started through ``startDaemon(logLevel:unblockedSignals:environment:)``, checked for a crash in ``tearDown()``.
+    var daemons: [RecontextdProcess] = []
 
     /// The context every rig VM gets: a template using a host variable and a VM variable.
     static func metadata(role: String, extraVars: String = "", extraFiles: String = "") -> String {
@@ -88,8 +90,14 @@ final class ReliabilityRig: @unchecked Sendable {
     var globalArguments: [String] { ["--config", config, "--state-dir", state] }
 
     /// Starts `recontextd run` with this rig's configuration.
-    func startDaemon(logLevel: String = "info") throws -> RecontextdProcess {
-        try RecontextdProcess(["run"] + globalArguments + ["--log-level", logLevel, "--log-target", "stderr"])
+    func startDaemon(
+        logLevel: String = "info", unblockedSignals: Bool = false, environment: [String: String] = [:]
+    ) throws -> RecontextdProcess {
+        let daemon = try RecontextdProcess(
+            ["run"] + globalArguments + ["--log-level", logLevel, "--log-target", "stderr"],
+            environment: environment, unblockedSignals: unblockedSignals)
+        daemons.append(daemon)
+        return daemon
     }
 
     // MARK: VMs
@@ -237,14 +245,27 @@ final class ReliabilityRig: @unchecked Sendable {
 
     // MARK: Teardown
 
-    /// Destroys and undefines the VMs, stops the host, removes the directory.
+    /// Destroys and undefines the VMs, stops the host, reports crashes, removes the directory.
     func tearDown(removeDirectory: Bool = true) {
         for name in names {
             _ = try? host.virsh(["destroy", name])
             _ = try? host.virsh(["undefine", name])
         }
         host.stopBlocking()
+        recordCrashes()
         if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+extension ReliabilityRig {
+    /// Fails the test with "libvirtd crashed with SIGSEGV (pid N, core PATH)" and the backtrace
+    /// for every process of this rig that crashed: the host's libvirtd and virtlogd (call after
+    /// the host stopped, so cores are complete) and every daemon started by ``startDaemon(logLevel:unblockedSignals:environment:)``.
+    func recordCrashes() {
+        for crash in daemons.compactMap(\.crash) + host.crashes() {
+            print("[crash] \(crash)")
+            Issue.record(Comment(rawValue: crash.description))
+        }
     }
 }
 

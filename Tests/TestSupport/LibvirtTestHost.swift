@@ -79,15 +79,21 @@ public final class LibvirtTestHost: @unchecked Sendable {
         var stdinWriter: FileHandle?
         var stdoutReader: LineReader?
         var libvirtdPID: Int32
+        /// Every libvirtd this host ran, the current one last (see ``crashes()``).
+        var libvirtdPIDs: [Int32]
     }
 
     private let lock = NSLock()
     private var state: State
     private let removeStateDirectoryOnStop: Bool
+    /// When the harness was started (cores older than this are not this host's).
+    let startedAt: Date
+    /// Every libvirtd PID this host had, in the test's PID namespace.
+    var libvirtdPIDHistory: [Int32] { lock.withLock { state.libvirtdPIDs } }
 
     private init(
         ready: ReadyLine, process: Process, stdinWriter: FileHandle, stdoutReader: LineReader,
-        stateDirectory: URL, removeStateDirectoryOnStop: Bool
+        stateDirectory: URL, removeStateDirectoryOnStop: Bool, startedAt: Date
     ) {
         self.uri = ready.uri ?? ""
         self.peerURI = self.uri.replacingOccurrences(of: "qemu:///", with: "qemu+unix:///")
@@ -104,7 +110,8 @@ public final class LibvirtTestHost: @unchecked Sendable {
         self.removeStateDirectoryOnStop = removeStateDirectoryOnStop
         self.state = State(
             process: process, stdinWriter: stdinWriter, stdoutReader: stdoutReader,
-            libvirtdPID: ready.libvirtdPid ?? 0)
+            libvirtdPID: ready.libvirtdPid ?? 0, libvirtdPIDs: [ready.libvirtdPid ?? 0])
+        self.startedAt = startedAt
     }
 
     deinit {
@@ -278,6 +285,8 @@ public final class LibvirtTestHost: @unchecked Sendable {
         // A directory we made goes with the harness, even if this process dies without stop().
         if removeOnStop { arguments.append("--remove-state-dir-on-exit") }
 
+        CoreDumps.enable()
+        let startedAt = Date()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = arguments
@@ -297,7 +306,7 @@ public final class LibvirtTestHost: @unchecked Sendable {
                     return LibvirtTestHost(
                         ready: ready, process: process, stdinWriter: stdinPipe.fileHandleForWriting,
                         stdoutReader: reader, stateDirectory: stateDirectory,
-                        removeStateDirectoryOnStop: removeOnStop)
+                        removeStateDirectoryOnStop: removeOnStop, startedAt: startedAt)
                 }
                 let kept = removeOnStop ? "" : " (state directory: \(stateDirectory.path))"
                 failure = .startFailed("\(ready.error ?? "not ready")\(kept)", logTail: ready.logTail ?? "")
@@ -413,7 +422,10 @@ public final class LibvirtTestHost: @unchecked Sendable {
     public func restartLibvirtd() throws {
         let reply = try command("restart-libvirtd")
         if let pid = reply.libvirtdPid {
-            lock.withLock { state.libvirtdPID = pid }
+            lock.withLock {
+                state.libvirtdPID = pid
+                state.libvirtdPIDs.append(pid)
+            }
         }
     }
 

@@ -37,6 +37,8 @@ public final class RecontextdProcess: @unchecked Sendable {
     /// The daemon's own PID: the process's, or, when run on a test host, the child `nsenter`
     /// forked into the host's namespaces.
     private let daemonPID: Int32
+    /// When the process was started (for ``crash``).
+    private let startedAt: Date
 
     /// Starts `recontextd ARGUMENTS` (e.g. `run --config …`).
     ///
@@ -48,9 +50,21 @@ public final class RecontextdProcess: @unchecked Sendable {
     /// which execs it, so the PID is the daemon's), as from a shell: `Process` passes on this test
     /// process's dispositions, and the Virt library here ignores SIGPIPE once a test has opened a
     /// connection, which would hide a daemon that dies of it (issue 6).
-    public init(_ arguments: [String], on host: LibvirtTestHost? = nil, environment: [String: String] = [:]) throws {
+    ///
+    /// With `unblockedSignals`, it starts with no signal blocked, as systemd starts a service
+    /// (a `Process` started from an async test hands its thread's mask on, which blocks e.g. a
+    /// SIGSEGV sent with kill(2); a real fault is delivered regardless).
+    public init(
+        _ arguments: [String], on host: LibvirtTestHost? = nil, environment: [String: String] = [:],
+        unblockedSignals: Bool = false
+    ) throws {
         process = Process()
-        let direct = ["/usr/bin/env", "--default-signal=PIPE", Self.binary] + arguments
+        let unblock = [
+            "/usr/bin/python3", "-c",
+            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+        ]
+        let direct =
+            (unblockedSignals ? unblock : []) + ["/usr/bin/env", "--default-signal=PIPE", Self.binary] + arguments
         let command = host.map { $0.onHostArguments(direct) } ?? direct
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
@@ -69,6 +83,8 @@ public final class RecontextdProcess: @unchecked Sendable {
             let chunk = String(decoding: data, as: UTF8.self)
             log.text.withLock { $0 += chunk }
         }
+        CoreDumps.enable()
+        startedAt = Date()
         try process.run()
         guard host != nil, host?.usesPIDNamespace == true else {
             daemonPID = process.processIdentifier
@@ -107,6 +123,24 @@ public final class RecontextdProcess: @unchecked Sendable {
         case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
         @unknown default: return "ended (\(process.terminationStatus))"
         }
+    }
+
+    /// The daemon's crash, once it has ended by a signal that means one (SIGSEGV, SIGABRT, SIGILL,
+    /// SIGTRAP, SIGBUS, SIGFPE, SIGSYS) or left a core: "recontextd crashed with SIGSEGV (pid N,
+    /// core PATH)" and every thread's stack. `nil` while it runs, and after a clean exit or a
+    /// signal the test sent (SIGKILL, SIGTERM). See ``CoreDumps``.
+    public var crash: CoreDumps.Crash? {
+        guard !process.isRunning else { return nil }
+        if let crash = CoreDumps.crash(of: daemonPID, program: "recontextd", binary: Self.binary, since: startedAt) {
+            return crash
+        }
+        let crashSignals: Set<Int32> = [SIGSEGV, SIGABRT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSYS]
+        guard process.terminationReason == .uncaughtSignal, crashSignals.contains(process.terminationStatus) else {
+            return nil
+        }
+        return CoreDumps.Crash(
+            program: "recontextd", pid: daemonPID, signal: process.terminationStatus, core: "none",
+            backtrace: "(no core dump in \(CoreDumps.directory); its log ends:)\n\(logText.suffix(3000))")
     }
 
     /// Everything logged so far.

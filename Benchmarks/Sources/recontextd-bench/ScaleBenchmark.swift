@@ -183,7 +183,7 @@ enum ScaleBenchmark {
         receiver.cancel()
         await coordinator.shutdown(budget: .seconds(30))
         await coordinatorRun
-        hypervisor.disconnectNow()
+        hypervisor.closeConnection()
         return result
     }
 

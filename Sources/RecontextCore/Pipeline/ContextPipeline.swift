@@ -154,6 +154,23 @@ private final class Run {
     }
 
     var hypervisor: any Hypervisor { pipeline.hypervisor }
+
+    /// The run's one look-up of its domain, opened at the resolve phase and kept for the run.
+    private var openedSession: (any DomainSession)?
+
+    /// Opens the run's domain session, once; a failed attempt is tried again by the next call.
+    func openSession() async throws(HypervisorError) -> any DomainSession {
+        if let openedSession { return openedSession }
+        let session = try await hypervisor.session(for: uuid)
+        openedSession = session
+        return session
+    }
+
+    /// The session every hypervisor call after the resolve phase goes through.
+    var session: any DomainSession {
+        guard let openedSession else { preconditionFailure("the domain session is opened at the resolve phase") }
+        return openedSession
+    }
     var settings: PipelineSettings { pipeline.settings }
 
     func report(_ outcome: RunReport.Outcome) -> RunReport {
@@ -196,7 +213,7 @@ private final class Run {
         let snapshot: DomainSnapshot
         do {
             snapshot = try await retrying("resolve") { () async throws(HypervisorError) in
-                try await hypervisor.snapshot(of: uuid)
+                try await openSession().snapshot()
             }
         } catch {
             timings.phases[.resolve] = clock.now - resolveStart
@@ -250,8 +267,7 @@ private final class Run {
                 do {
                     try await timed(.persist) { () async throws(HypervisorError) in
                         try await retrying("change media (config)") { () async throws(HypervisorError) in
-                            try await hypervisor.changeMedia(
-                                of: snapshot.identity, drive: drive, to: oldSource, scope: .config)
+                            try await session.changeMedia(drive: drive, to: oldSource, scope: .config)
                         }
                     }
                 } catch {
@@ -261,8 +277,7 @@ private final class Run {
             do {
                 try await timed(.record) { () async throws(HypervisorError) in
                     try await retrying("record applied state") { () async throws(HypervisorError) in
-                        try await hypervisor.setAppliedMetadata(
-                            AppliedMetadata.serialize(recorded), of: snapshot.identity, scope: scope)
+                        try await session.setAppliedMetadata(AppliedMetadata.serialize(recorded), scope: scope)
                     }
                 }
             } catch {
@@ -308,20 +323,19 @@ private final class Run {
                 timings.phases[.eject] = .zero
                 try await timed(.insert) { () async throws(HypervisorError) in
                     try await retrying("change media (live)") { () async throws(HypervisorError) in
-                        try await hypervisor.changeMedia(of: snapshot.identity, drive: drive, to: newPath, scope: .live)
+                        try await session.changeMedia(drive: drive, to: newPath, scope: .live)
                     }
                 }
             case .scsiReplace:
                 try await timed(.eject) { () async throws(HypervisorError) in
                     try await retrying("detach drive (live)") { () async throws(HypervisorError) in
-                        try await hypervisor.detachDrive(of: snapshot.identity, drive: drive, scope: .live)
+                        try await session.detachDrive(drive, scope: .live)
                     }
                 }
                 do {
                     try await timed(.insert) { () async throws(HypervisorError) in
                         try await retrying("attach drive (live)") { () async throws(HypervisorError) in
-                            try await hypervisor.attachDrive(
-                                of: snapshot.identity, drive: drive, source: newPath, scope: .live)
+                            try await session.attachDrive(drive, source: newPath, scope: .live)
                         }
                     }
                 } catch {
@@ -353,8 +367,7 @@ private final class Run {
             do {
                 try await timed(.persist) { () async throws(HypervisorError) in
                     try await retrying("change media (config)") { () async throws(HypervisorError) in
-                        try await hypervisor.changeMedia(
-                            of: snapshot.identity, drive: drive, to: newPath, scope: .config)
+                        try await session.changeMedia(drive: drive, to: newPath, scope: .config)
                     }
                 }
             } catch  where error.isGone {
@@ -374,8 +387,7 @@ private final class Run {
             do {
                 try await timed(.record) { () async throws(HypervisorError) in
                     try await retrying("record applied state") { () async throws(HypervisorError) in
-                        try await hypervisor.setAppliedMetadata(
-                            AppliedMetadata.serialize(applied), of: snapshot.identity, scope: scope)
+                        try await session.setAppliedMetadata(AppliedMetadata.serialize(applied), scope: scope)
                     }
                 }
             } catch  where error.isGone {
@@ -416,7 +428,7 @@ private final class Run {
         do {
             let drives = try await timed(.resolve) { () async throws(HypervisorError) in
                 try await retrying("read the persistent definition") { () async throws(HypervisorError) in
-                    try await hypervisor.persistentDrives(of: snapshot.identity)
+                    try await session.persistentDrives()
                 }
             }
             return drives.first { $0.target == drive.target }?.source == source
@@ -465,7 +477,7 @@ private final class Run {
     func restoreDrive(_ drive: ContextDrive, source: String?, domain: DomainIdentity) async {
         do {
             try await retrying("re-attach the old drive") { () async throws(HypervisorError) in
-                try await hypervisor.attachDrive(of: domain, drive: drive, source: source, scope: .live)
+                try await session.attachDrive(drive, source: source, scope: .live)
             }
             warnings.append("the new drive could not be attached; the old one was put back")
         } catch {

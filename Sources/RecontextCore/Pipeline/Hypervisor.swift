@@ -3,6 +3,11 @@
 /// The daemon implements it over libvirt; unit tests use an in-memory fake. Every method may
 /// block on an RPC, so implementations run their work off the cooperative thread pool.
 public protocol Hypervisor: Sendable {
+    /// A session on one domain for one pipeline run (see ``DomainSession``): the run's calls
+    /// go through it. The default forwards to the per-domain methods below.
+    /// - Throws: ``HypervisorError`` when the session cannot be opened (e.g. not connected).
+    func session(for uuid: String) async throws(HypervisorError) -> any DomainSession
+
     /// Everything the pipeline reads about one domain, in one consistent look.
     /// - Throws: ``HypervisorError``; ``HypervisorError/isGone`` when the domain does not exist.
     func snapshot(of uuid: String) async throws(HypervisorError) -> DomainSnapshot
