@@ -82,7 +82,7 @@ public struct JournalEntry: Sendable, Hashable {
         "result": "RESULT",
         "phase": "PHASE",
         "error": "ERROR",
-        "libvirt.error_code": "LIBVIRT_ERROR_CODE",
+        "hypervisor.error_code": "LIBVIRT_ERROR_CODE",
         "duration.total_ms": "DURATION_USEC",
     ]
 

@@ -85,8 +85,9 @@ public struct OneShot: Sendable {
             throw ContextError(
                 .missing, domain: domain.name, field: "", "the domain is not managed (no context metadata)")
         }
-        let current = desired.applied?.generation ?? 0
-        let generation = desired.applied?.contentHash == desired.context.contentHash ? max(current, 1) : current + 1
+        // The generation a run would give it now: the daemon's own plan.
+        let plan = runtime.pipeline.plan(for: snapshot, desired)
+        let generation = plan.generation
         let record = ContextRenderer.generationRecord(
             generation: generation, host: configuration.host.name, contentHash: desired.context.contentHash,
             domain: snapshot.identity)
@@ -122,10 +123,7 @@ public struct OneShot: Sendable {
                         status.appliedHash = applied.contentHash
                         status.appliedHost = applied.host
                         status.appliedTime = applied.time
-                        status.inSync =
-                            applied.contentHash == desired.context.contentHash
-                            && applied.host == configuration.host.name
-                            && desired.drive.source == applied.imagePath
+                        status.inSync = runtime.pipeline.isInSync(snapshot, desired)
                     }
                 }
             } catch {

@@ -87,6 +87,16 @@ public enum ImageNaming {
         return (uuid, generation, String(parts[1]))
     }
 
+    /// The parsed name of `path` when it names an image directly in `directory`, else `nil`.
+    public static func parse(path: String, directory: String) -> (uuid: String, generation: UInt64, hashPrefix: String)?
+    {
+        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let name = String(path.dropFirst(prefix.count))
+        guard !name.contains("/") else { return nil }
+        return parse(name)
+    }
+
     /// Parses the name of a temporary file the atomic writer leaves behind when it is killed
     /// mid-write (`.<image name>.tmp-<pid>-<hex>`) into the image it was to become, or `nil`.
     ///
