@@ -219,7 +219,7 @@ extension DomainModificationImpact {
 }
 
 extension ContextDrive {
-    /// Carries everything of the libvirt device the pipeline does not look at in `details`.
+    /// Carries everything of the libvirt device the pipeline does not look at in its opaque `handle`.
     init(_ device: CDROMDevice) {
         var details: [String: String] = ["disk-type": device.diskType]
         if let alias = device.alias { details["alias"] = alias }
@@ -228,20 +228,20 @@ extension ContextDrive {
         if let type = device.driverType { details["driver-type"] = type }
         if device.isReadOnly { details["readonly"] = "yes" }
         for (key, value) in device.address { details["address.\(key)"] = value }
-        self.init(target: device.target, bus: device.bus, source: device.sourceFile, details: details)
+        self.init(target: device.target, bus: device.bus, source: device.sourceFile, handle: DriveHandle(details))
     }
 }
 
 extension CDROMDevice {
     init(_ drive: ContextDrive) {
         var address: [String: String] = [:]
-        for (key, value) in drive.details where key.hasPrefix("address.") {
+        for (key, value) in drive.handle.allFields where key.hasPrefix("address.") {
             address[String(key.dropFirst("address.".count))] = value
         }
         self.init(
-            diskType: drive.details["disk-type"] ?? "file", target: drive.target, bus: drive.bus,
-            sourceFile: drive.source, startupPolicy: drive.details["startup-policy"], alias: drive.details["alias"],
-            isReadOnly: drive.details["readonly"] == "yes", driverName: drive.details["driver-name"],
-            driverType: drive.details["driver-type"], address: address)
+            diskType: drive.handle["disk-type"] ?? "file", target: drive.target, bus: drive.bus,
+            sourceFile: drive.source, startupPolicy: drive.handle["startup-policy"], alias: drive.handle["alias"],
+            isReadOnly: drive.handle["readonly"] == "yes", driverName: drive.handle["driver-name"],
+            driverType: drive.handle["driver-type"], address: address)
     }
 }

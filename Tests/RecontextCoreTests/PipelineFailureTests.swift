@@ -349,7 +349,7 @@ struct PipelineSCSITests {
             ])
         let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
         #expect(domain.liveDrive("sdb")?.source == applied.imagePath)
-        #expect(domain.liveDrive("sdb")?.details == PipelineHarness.scsi().details)
+        #expect(domain.liveDrive("sdb")?.handle == PipelineHarness.scsi().handle)
         #expect(domain.configDrive("sdb")?.source == applied.imagePath)
         #expect(harness.store.removedPaths == [old])
         #expect(report.warnings.isEmpty)

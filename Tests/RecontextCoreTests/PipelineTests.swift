@@ -68,12 +68,12 @@ struct PipelineHarness {
 
     /// A SATA CD-ROM.
     static func sata(_ target: String = "sda", source: String? = nil) -> ContextDrive {
-        ContextDrive(target: target, bus: "sata", source: source, details: ["alias": "sata0-0-0"])
+        ContextDrive(target: target, bus: "sata", source: source, handle: ["alias": "sata0-0-0"])
     }
 
     /// A virtio-scsi CD-ROM.
     static func scsi(_ target: String = "sdb", source: String? = nil) -> ContextDrive {
-        ContextDrive(target: target, bus: "scsi", source: source, details: ["alias": "scsi0-0-0-1"])
+        ContextDrive(target: target, bus: "scsi", source: source, handle: ["alias": "scsi0-0-0-1"])
     }
 
     /// The path an image of `domain` would have in the directory.

@@ -98,17 +98,38 @@ public struct ContextDrive: Sendable, Hashable {
     public var bus: String
     /// The inserted image, or `nil` when empty.
     public var source: String?
-    /// Everything else the hypervisor layer needs to rebuild the device XML (alias, driver,
-    /// address, startup policy), opaque to the pipeline.
-    public var details: [String: String]
+    /// Everything else the hypervisor layer needs to rebuild the device, opaque to the pipeline.
+    public var handle: DriveHandle
 
     /// Creates a drive description.
-    public init(target: String, bus: String, source: String?, details: [String: String] = [:]) {
+    public init(target: String, bus: String, source: String?, handle: DriveHandle = [:]) {
         self.target = target
         self.bus = bus
         self.source = source
-        self.details = details
+        self.handle = handle
     }
+}
+
+/// What the hypervisor layer keeps about a drive to address it and rebuild it (for libvirt: the
+/// alias, driver, address and startup policy of the `<disk>`). The pipeline carries it along and
+/// never looks inside.
+public struct DriveHandle: Sendable, Hashable, ExpressibleByDictionaryLiteral {
+    private var fields: [String: String]
+
+    /// A handle holding `fields`.
+    public init(_ fields: [String: String]) {
+        self.fields = fields
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// The value the hypervisor layer stored under `key`.
+    public subscript(key: String) -> String? { fields[key] }
+
+    /// Every stored field (for the hypervisor layer that made the handle).
+    public var allFields: [String: String] { fields }
 }
 
 /// A failure of a hypervisor operation.
@@ -130,7 +151,7 @@ public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertibl
     public var operation: String
     /// The hypervisor's message.
     public var message: String
-    /// The hypervisor's numeric error code, when it has one (libvirt's `virErrorNumber`).
+    /// The hypervisor's numeric error code, when it has one (for libvirt, `virErrorNumber`).
     public var code: Int32?
 
     /// Creates an error.
@@ -147,6 +168,6 @@ public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertibl
     public var isTransient: Bool { kind == .transient }
 
     public var description: String {
-        "\(operation): \(message)" + (code.map { " (libvirt error \($0))" } ?? "")
+        "\(operation): \(message)" + (code.map { " (hypervisor error \($0))" } ?? "")
     }
 }
