@@ -79,6 +79,9 @@ struct ImagePlan {
     ///   - time: Seconds since the epoch to record (already resolved by the builder).
     ///   - maxImageBytes: The size limit the inputs are checked against.
     /// - Throws: ``ISOBuilderError`` naming the first problem found, in entry order.
+    ///
+    /// About 100 lines on purpose: one pass over the entries with every conflict rule next to the
+    /// node table it checks; split up, the rules would each need the table and the entry order.
     init(validating image: ISOImage, time: Int, maxImageBytes: Int) throws(ISOBuilderError) {
         try Self.validateVolumeID(image.volumeID)
         try Self.validateTime(time)
