@@ -11,6 +11,12 @@ import Virt
 /// calls in order), never on Swift's cooperative pool, and one at a time: libvirt 9.0 crashed
 /// with several calls in flight on one connection while libvirtd went away (issue 11). A
 /// pipeline run looks its domain up once (``session(for:)``) and makes its calls through that.
+///
+/// Two connections: ``connect()`` returns the one for events (its only calls are the event
+/// registrations), and the pipeline's calls go through another. libvirtd 9.0 crashed in
+/// `virNetServerClientCloseLocked` -> its close callback, walking the client's domain-event
+/// callbacks, when a client that had registered them died with a request in flight: on this
+/// split, the client with requests in flight has no event callbacks.
 public final class LibvirtHypervisor: Hypervisor, Sendable {
     private let current = Mutex<LibvirtLink?>(nil)
     /// The libvirt URI.
@@ -24,20 +30,30 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
         self.uri = uri
     }
 
-    /// Opens a new connection and makes it current; closes the one it replaces. Blocking: call
-    /// it off the cooperative pool (e.g. in ``Blocking/run(_:)``).
+    /// Opens new connections and makes them current; closes the ones they replace. Blocking:
+    /// call it off the cooperative pool (e.g. in ``Blocking/run(_:)``).
+    /// - Returns: the connection for events (``Connection/events()``); the pipeline's calls use
+    ///   another one.
     @discardableResult
     public func connect() throws(VirtError) -> Connection {
-        let link = LibvirtLink(connection: try Connection.open(uri))
+        let calls = try Connection.open(uri)
+        let events: Connection
+        do {
+            events = try Connection.open(uri)
+        } catch {
+            calls.close()
+            throw error
+        }
+        let link = LibvirtLink(connection: calls, events: events)
         let old = current.withLock { state in
             defer { state = link }
             return state
         }
         old?.retire()
-        return link.connection
+        return link.events
     }
 
-    /// The current connection, if any.
+    /// The current connection for calls, if any.
     public var connection: Connection? { current.withLock { $0?.connection } }
 
     /// Closes the current connection. Does not block: the close runs on the shared blocking
@@ -151,13 +167,16 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
 
 /// A connection and the serial executor its calls run on (one thread, calls in order).
 final class LibvirtLink: Sendable {
-    /// The connection.
+    /// The connection for calls.
     let connection: Connection
+    /// The connection for events (returned by ``LibvirtHypervisor/connect()``).
+    let events: Connection
     /// Its executor: one thread, started on the first call, ended by ``retire()``.
     let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
 
-    init(connection: Connection) {
+    init(connection: Connection, events: Connection) {
         self.connection = connection
+        self.events = events
     }
 
     /// Runs `body` with the connection on the executor; maps libvirt's error to the pipeline's.
@@ -176,6 +195,7 @@ final class LibvirtLink: Sendable {
     /// executor's thread end. Blocking: the close may be an RPC.
     func retire() {
         connection.close()
+        events.close()
         executor.shutdown()
     }
 }
