@@ -7,14 +7,16 @@ extension LibvirtHypervisor: HypervisorEventSource {
     public var endpoint: String { uri }
 
     public func subscribe() async throws(HypervisorError) -> AsyncStream<ObservedEvent> {
+        // connect() opens the pipeline's connection and one for events; the registrations are the
+        // only calls ever made on the latter (libvirtd 9.0 crashed cleaning up a client that had
+        // event callbacks and a request in flight).
+        let events: DomainEventStream
         do {
-            try await Blocking.run { () throws(VirtError) in _ = try self.connect() }
+            events = try await Blocking.run { () throws(VirtError) -> DomainEventStream in
+                try self.connect().events()
+            }
         } catch {
             throw HypervisorError(error, operation: "connect to \(uri)")
-        }
-        // The registrations are calls on the connection: on its own serial executor, like every other.
-        let events = try await link(for: "subscribe to events").run("subscribe to events") {
-            connection throws(VirtError) in try connection.events()
         }
         let iterator = EventIterator(events.makeAsyncIterator())
         return AsyncStream(unfolding: { await iterator.next() })
