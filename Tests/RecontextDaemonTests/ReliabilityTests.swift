@@ -376,7 +376,8 @@ struct ReliabilityTests {
         #expect(failure.contains("No space left on device"), "\(failure)")
         #expect(failure.contains("phase=build"))
         #expect(failure.contains("transient=true"))
-        #expect(daemon.logText.contains("retrying later"))
+        // Logged just after "run failed" (by another task): waited for, not assumed.
+        #expect(await daemon.waitForLog("retrying later", timeout: .seconds(10)), "\(daemon.logText)")
         // The old image stays attached and readable; no temporary is left behind.
         #expect(try connection.domain(named: name).cdroms().first?.sourceFile == old)
         #expect(try ContextImageReader.read(old).text("etc/monitoring.conf").hasSuffix("role=before"))
