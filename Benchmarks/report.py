@@ -120,7 +120,7 @@ def sections(iso, scale, real, machine, command):
              f"{f(scale['desired_state_ms_per_domain'])} ms per domain"],
             ["image builds (atomic write to files, flushed later as the daemon does), one per domain", f"{f(scale['image_build_ms_total'])} ms",
              f"median {f(scale['image_build_ms']['median'])} ms, p99 {f(scale['image_build_ms']['p99'])} ms"],
-            ["reconcile of every domain through Controller + DomainScheduler + ContextPipeline",
+            ["reconcile of every domain through DomainCoordinator + ContextPipeline",
              f"{f(scale['reconcile_all_ms'])} ms", ", ".join(f"{k}: {v}" for k, v in scale["reconcile_outcomes"].items())],
             ["resident memory, idle, with the domains", f"{f(scale['rss_kib_idle_with_domains'] / 1024, 1)} MiB", f"peak {f(scale['hwm_kib_after_bookkeeping'] / 1024, 1)} MiB"],
         ]
