@@ -57,6 +57,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
+HOST_PATH=$PATH
 if [ "${RECONTEXT_TEST_BUSYBOX_TOOLS:-$(case "$TEST_SHELL" in *busybox*) echo 1 ;; *) echo 0 ;; esac)}" = 1 ]; then
     mkdir -p "$WORK/busybox-bin"
     for applet in $(busybox --list); do ln -s "$(command -v busybox)" "$WORK/busybox-bin/$applet"; done
@@ -76,6 +77,11 @@ skip_reason() {
         watch)
             command -v xorriso >/dev/null 2>&1 || echo "needs xorriso (to read ISO images without mounting)"
             command -v setsid >/dev/null 2>&1 || echo "needs setsid"
+            ;;
+        packages)
+            for tool in make dpkg-deb tar; do
+                command -v $tool >/dev/null 2>&1 || echo "needs $tool"
+            done
             ;;
         loop_mount)
             if [ "$(id -u)" != 0 ]; then
@@ -189,14 +195,20 @@ test_hook_timeout() {
     expect_eq ran "$(cat "$T/ran" 2>/dev/null)" after
 }
 
-# Two invocations while one holds the lock (a udev double event, or notify + media change).
-concurrent_case() {
+# start_blocked: generation 1 in the drive, applied in the background with its hook blocked until
+# $T/release appears; sets first (its pid).
+start_blocked() {
     use_disc d1 1 hv-a
     blocking_hook
     companion --trigger media-change &
     first=$!
     STARTED_PIDS="$STARTED_PIDS $first"
-    wait_for 20 test -e "$T/started" || return
+    wait_for 20 test -e "$T/started"
+}
+
+# Two invocations while one holds the lock (a udev double event, or notify + media change).
+concurrent_case() {
+    start_blocked || return
     companion --trigger media-change || fail "second: exit status $?"
     companion --trigger notify --generation 1 || fail "notify: exit status $?"
     : >"$T/release"
@@ -246,12 +258,7 @@ test_stale_mkdir_lock() {
 
 # A new disc while hooks run, announced by a second event: applied right after.
 test_new_generation_during_hook() {
-    use_disc d1 1 hv-a
-    blocking_hook
-    companion --trigger media-change &
-    first=$!
-    STARTED_PIDS="$STARTED_PIDS $first"
-    wait_for 20 test -e "$T/started" || return
+    start_blocked || return
     use_disc d2 2 hv-b
     companion --trigger media-change || fail "second: exit status $?"
     : >"$T/release"
@@ -263,12 +270,7 @@ test_new_generation_during_hook() {
 
 # The same with no second event (systemd merged the start into the running job): the re-check.
 test_new_generation_during_hook_no_event() {
-    use_disc d1 1 hv-a
-    blocking_hook
-    companion --trigger media-change &
-    first=$!
-    STARTED_PIDS="$STARTED_PIDS $first"
-    wait_for 20 test -e "$T/started" || return
+    start_blocked || return
     use_disc d2 2 hv-b
     : >"$T/release"
     wait "$first" || fail "first: exit status $?"
@@ -433,12 +435,39 @@ test_loop_mount() {
     expect_eq "hook runs" "$(count_lines "$T/runs")" 2
 }
 
+# MARK: - Packages
+
+# make guest-deb and guest-tarball: what goes where; install.sh installs and uninstalls.
+# Packages are built on the host: with the host's tools, also when the guest's are busybox's.
+test_packages() {
+    PATH=$HOST_PATH
+    make -s -C "$REPO" guest-deb guest-tarball GEN="$T/gen" OUT="$T/out" >>"$T/log" 2>&1 || { fail "make failed"; return; }
+    version=$(sed -n 's/^RECONTEXT_VERSION=//p' "$APPLY")
+    deb="$T/out/recontext-guest_${version}_all.deb"
+    [ -f "$deb" ] || { fail "no $deb"; return; }
+    expect_eq "deb version" "$(dpkg-deb -f "$deb" Version)" "$version"
+    dpkg-deb -c "$deb" | awk '{ print $1 " " $6 }' >"$T/contents"
+    for entry in "-rwxr-xr-x ./usr/sbin/recontext-apply" "-rw-r--r-- ./lib/udev/rules.d/65-recontext.rules" \
+        "-rw-r--r-- ./lib/systemd/system/recontext-apply.service" \
+        "-rw-r--r-- ./lib/systemd/system/recontext-apply@.service" "-rw-r--r-- ./etc/recontext/hooks.d/README"; do
+        expect_line "$T/contents" "$entry"
+    done
+    expect_eq conffiles "$(dpkg-deb -I "$deb" conffiles)" /etc/recontext/hooks.d/README
+    tar -xzf "$T/out/recontext-guest-$version.tar.gz" -C "$T" || { fail "no tarball"; return; }
+    DESTDIR="$T/root" "$T/recontext-guest-$version/install.sh" >>"$T/log" 2>&1 || fail "install.sh failed"
+    [ -x "$T/root/usr/sbin/recontext-apply" ] || fail "install.sh installed no recontext-apply"
+    expect_eq "installed version" "$("$T/root/usr/sbin/recontext-apply" --version)" "recontext-apply $version"
+    [ -f "$T/root/etc/udev/rules.d/65-recontext.rules" ] || fail "install.sh installed no udev rule"
+    DESTDIR="$T/root" "$T/recontext-guest-$version/install.sh" --uninstall >>"$T/log" 2>&1 || fail "uninstall failed"
+    expect_eq "left after uninstall" "$(cd "$T/root" && find . -type f | sort | tr '\n' ' ')" "./etc/recontext/hooks.d/README "
+}
+
 # MARK: - Runner
 
 ALL="first_apply same_generation_twice new_generation same_number_other_hash failing_hook hook_timeout
 concurrent_flock concurrent_mkdir_lock stale_mkdir_lock new_generation_during_hook
 new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up bad_record
-format_from_volume_id iso_images mount_retry watch loop_mount"
+format_from_volume_id iso_images mount_retry watch loop_mount packages"
 
 echo "recontext-apply tests: shell '$TEST_SHELL', tools: $TOOLS, ISO builder: ${RECONTEXTD_BINARY:-genisoimage}"
 passed=0
