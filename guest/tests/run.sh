@@ -492,6 +492,7 @@ for name in ${*:-$ALL}; do
         fi
         continue
     fi
+    started=$(date +%s)
     (
         TEST_DIR=$T RECONTEXT_RUN_DIR="$T/run" RECONTEXT_HOOKS_DIR="$T/hooks" RECONTEXT_SOURCE_DIR="$T/disc"
         RECONTEXT_LOG=stderr RECONTEXT_RETRY_DELAY=0.05 RECONTEXT_MOUNT_RETRIES=3 RECONTEXT_NOTIFY_WAIT=5
@@ -501,13 +502,13 @@ for name in ${*:-$ALL}; do
         "test_$name"
     ) >"$T/output" 2>&1
     if [ -s "$T/failures" ]; then
-        echo "FAIL $name"
+        echo "FAIL $name ($(($(date +%s) - started)) s)"
         sed 's/^/  | /' "$T/output"
         echo "  | -- companion log:"
         sed 's/^/  | /' "$T/log" 2>/dev/null
         failed="$failed $name"
     else
-        echo "ok   $name"
+        echo "ok   $name ($(($(date +%s) - started)) s)"
         passed=$((passed + 1))
     fi
 done
