@@ -39,6 +39,14 @@ if [ -z "$RECONTEXTD_BINARY" ]; then
 fi
 export RECONTEXTD_BINARY
 
+# A parent that hands over a signal mask blocking SIGTERM or SIGCHLD (Foundation's Process from a
+# dispatch thread does) makes `wait` hang in busybox ash and TERM never arrive: say so, fast.
+blocked=$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status 2>/dev/null)
+if [ -n "$blocked" ] && [ $((0x${blocked#"${blocked%?????}"} & 0x14000)) -ne 0 ]; then
+    echo "run.sh: started with SIGTERM or SIGCHLD blocked (SigBlk $blocked): start it from a process with a clean signal mask" >&2
+    exit 2
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/recontext-guest-tests.XXXXXX")
 # Each test runs in a subshell that stops what it started (finish_test); then finish unmounts what
 # a killed companion may have left mounted and removes the files.
@@ -409,9 +417,17 @@ test_watch() {
     wait_for 20 test_applied_generation 2
     expect_eq trigger "$(applied trigger)" watch
     kill -TERM "-$watcher"
+    if ! wait_for 10 process_gone "$watcher"; then
+        kill -KILL "-$watcher" 2>/dev/null
+    fi
     wait "$watcher" 2>/dev/null
     expect_eq "left in the run directory" "$(ls -A "$RECONTEXT_RUN_DIR" | grep -c '^\.mnt\|^\.fetch')" 0
     expect_eq "hook runs" "$(tr '\n' '|' <"$T/runs")" "1 hv-a|2 hv-b|"
+}
+# process_gone PID: it exited (a zombie not yet waited for counts as gone).
+process_gone() {
+    kill -0 "$1" 2>/dev/null || return 0
+    grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
 }
 test_applied_generation() { [ "$(applied generation)" = "$1" ]; }
 
