@@ -17,6 +17,10 @@
 #                  fish/vendor_completions.d/recontextd.fish under $(DATADIR)
 #   docs           $(DOCDIR)/README.md and recontextd.yaml.example
 #
+#   make guest-deb               out/recontext-guest_VERSION_all.deb, the guest companion (guest/README.md)
+#   make guest-tarball           out/recontext-guest-VERSION.tar.gz with install.sh, for other distributions
+#   make guest-test              guest/tests/run.sh under bash, dash and busybox sh (those installed)
+#
 # BINARY=path installs (or packages) that binary instead of building one; GEN and OUT move the
 # generated files and the .deb (tests use both).
 
@@ -55,7 +59,8 @@ HOOK_MARKER := libvirt's qemu hook for recontextd
 GENERATED := $(GEN)/recontextd.service $(GEN)/recontextd.1 $(GEN)/recontextd.bash $(GEN)/_recontextd \
 	$(GEN)/recontextd.fish $(GEN)/libvirt-hook-qemu
 
-.PHONY: all build install install-files install-config install-hook uninstall deb clean-dist
+.PHONY: all build install install-files install-config install-hook uninstall deb clean-dist \
+	guest-deb guest-tarball guest-test
 
 all: build
 
@@ -189,6 +194,50 @@ deb: $(BINARY)
 		packaging/deb/control.in > $(DEBROOT)/DEBIAN/control
 	@mkdir -p $(OUT)
 	dpkg-deb --root-owner-group -Z$(DEB_COMPRESS) --build $(DEBROOT) $(OUT)/recontextd_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+# MARK: - Guest companion
+
+# The version lives in one place: the RECONTEXT_VERSION= line of guest/recontext-apply.
+GUEST_VERSION = $(shell sed -n 's/^RECONTEXT_VERSION=//p' guest/recontext-apply)
+GUEST_DEBROOT = $(GEN)/guest-deb/root
+GUEST_TARDIR = $(GEN)/guest-tar/recontext-guest-$(GUEST_VERSION)
+GUEST_UNITS = guest/systemd/recontext-apply.service guest/systemd/recontext-apply@.service
+
+guest-deb:
+	rm -rf $(GUEST_DEBROOT)
+	$(INSTALL) -d -m 0755 $(GUEST_DEBROOT)/usr/sbin $(GUEST_DEBROOT)/lib/udev/rules.d \
+		$(GUEST_DEBROOT)/lib/systemd/system $(GUEST_DEBROOT)/etc/recontext/hooks.d \
+		$(GUEST_DEBROOT)/usr/share/doc/recontext-guest $(GUEST_DEBROOT)/DEBIAN
+	$(INSTALL) -m 0755 guest/recontext-apply $(GUEST_DEBROOT)/usr/sbin/recontext-apply
+	$(INSTALL) -m 0644 guest/udev/65-recontext.rules $(GUEST_DEBROOT)/lib/udev/rules.d/65-recontext.rules
+	$(INSTALL) -m 0644 $(GUEST_UNITS) $(GUEST_DEBROOT)/lib/systemd/system/
+	$(INSTALL) -m 0644 guest/hooks.d/README $(GUEST_DEBROOT)/etc/recontext/hooks.d/README
+	$(INSTALL) -m 0644 guest/README.md $(GUEST_DEBROOT)/usr/share/doc/recontext-guest/README.md
+	$(INSTALL) -m 0644 guest/packaging/conffiles $(GUEST_DEBROOT)/DEBIAN/conffiles
+	$(INSTALL) -m 0755 guest/packaging/postinst guest/packaging/prerm guest/packaging/postrm $(GUEST_DEBROOT)/DEBIAN/
+	sed -e 's|@VERSION@|$(GUEST_VERSION)|' \
+		-e "s|@INSTALLED_SIZE@|$$(du -sk --exclude=DEBIAN $(GUEST_DEBROOT) | cut -f1)|" \
+		guest/packaging/control.in > $(GUEST_DEBROOT)/DEBIAN/control
+	@mkdir -p $(OUT)
+	dpkg-deb --root-owner-group -Z$(DEB_COMPRESS) --build $(GUEST_DEBROOT) $(OUT)/recontext-guest_$(GUEST_VERSION)_all.deb
+
+guest-tarball:
+	rm -rf $(GEN)/guest-tar
+	$(INSTALL) -d -m 0755 $(GUEST_TARDIR)/udev $(GUEST_TARDIR)/systemd $(GUEST_TARDIR)/hooks.d
+	$(INSTALL) -m 0755 guest/recontext-apply guest/packaging/install.sh $(GUEST_TARDIR)/
+	$(INSTALL) -m 0644 guest/README.md $(GUEST_TARDIR)/
+	$(INSTALL) -m 0644 guest/udev/65-recontext.rules $(GUEST_TARDIR)/udev/
+	$(INSTALL) -m 0644 $(GUEST_UNITS) $(GUEST_TARDIR)/systemd/
+	$(INSTALL) -m 0644 guest/hooks.d/README $(GUEST_TARDIR)/hooks.d/
+	@mkdir -p $(OUT)
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $(GEN)/guest-tar \
+		-czf $(OUT)/recontext-guest-$(GUEST_VERSION).tar.gz recontext-guest-$(GUEST_VERSION)
+
+guest-test:
+	@status=0; for shell in bash dash "busybox sh"; do \
+		if command -v $${shell%% *} >/dev/null 2>&1; then $$shell guest/tests/run.sh || status=1; \
+		else echo "guest-test: no $$shell here, not tested with it"; fi; \
+	done; exit $$status
 
 clean-dist:
 	rm -rf $(GEN) $(OUT)
