@@ -31,7 +31,10 @@ struct MemoryTests {
         #expect(process.terminationStatus == 0, "\(text)")
         let growths = figures.compactMap { line -> Int? in
             guard let range = line.range(of: " by ", options: .backwards) else { return nil }
-            return Int(line[range.upperBound...].prefix { $0.isNumber })
+            // A growth can be negative (RSS shrank): "-244".
+            let text = line[range.upperBound...]
+            let sign = text.hasPrefix("-") ? "-" : ""
+            return Int(sign + text.dropFirst(sign.count).prefix { $0.isNumber })
         }
         #expect(growths.count == 2, "\(text)")
         for kib in growths { #expect(kib < 5 * 1024, "grew by \(kib) KiB") }
