@@ -50,13 +50,7 @@ extension ConfigReader {
             let path = "images.\(key)"
             switch key {
             case "directory":
-                if let directory = string(value, path) {
-                    if !directory.hasPrefix("/") || directory.contains("\0") {
-                        report(value, path, "expected an absolute path, got \(Validation.quote(directory))")
-                    } else {
-                        images.directory = directory
-                    }
-                }
+                if let directory = absolutePath(value, path) { images.directory = directory }
             case "mode":
                 if let text = scalar(value, path, expected: "an octal mode like \"0640\"") {
                     if let mode = Validation.mode(text) {
@@ -186,7 +180,7 @@ extension ConfigReader {
 
     mutating func readContext(_ node: Node, into context: inout DaemonConfiguration.Context) {
         for (key, value) in entries(
-            node, path: "context", known: ["default-format", "managed", "device", "instance-id"])
+            node, path: "context", known: ["default-format", "managed", "device", "instance-id", "companion-directory"])
         {
             let path = "context.\(key)"
             switch key {
@@ -198,6 +192,8 @@ extension ConfigReader {
                 }
             case "instance-id":
                 if let policy = choice(value, path, InstanceIDPolicy.self) { context.instanceID = policy }
+            case "companion-directory":
+                if let directory = absolutePath(value, path) { context.companionDirectory = directory }
             default:
                 for (deviceKey, deviceValue) in entries(value, path: path, known: ["mode", "target"]) {
                     let devicePath = "\(path).\(deviceKey)"

@@ -145,6 +145,16 @@ struct ConfigReader {
         return text
     }
 
+    /// A string that is an absolute path without NUL bytes; anything else is reported.
+    mutating func absolutePath(_ node: Node, _ key: String) -> String? {
+        guard let path = string(node, key) else { return nil }
+        guard path.hasPrefix("/"), !path.contains("\0") else {
+            report(node, key, "expected an absolute path, got \(Validation.quote(path))")
+            return nil
+        }
+        return path
+    }
+
     mutating func integer(_ node: Node, _ key: String, range: ClosedRange<Int>) -> Int? {
         guard let text = scalar(node, key, expected: "an integer") else { return nil }
         guard let value = Int(text), range.contains(value) else {

@@ -35,6 +35,8 @@ import RecontextCore
 ///   device:
 ///     mode: media-change           # media-change | scsi-replace (detach + attach a SCSI CD-ROM). Default media-change
 ///     target: sdz                  # target dev of the context CD-ROM when the metadata names none. Default: none
+///   companion-directory: /usr/share/recontextd/guest   # the guest companion's packages, for VMs with
+///                                  # companion="yes" (read at start and on reload). Default shown
 /// pipeline:
 ///   concurrency: 4                 # domains processed at once, 1-256. Default 4
 ///   reconcile-interval: 300        # seconds (or "5m") between periodic reconciles; 0 = off. Default 300
@@ -123,6 +125,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
         public var instanceID: InstanceIDPolicy = .stable
         /// `context.device.*`.
         public var device = Device()
+        /// `context.companion-directory`: where the guest companion's packages are read from for
+        /// the VMs whose metadata says `companion="yes"`. Default `/usr/share/recontextd/guest`.
+        public var companionDirectory: String = CompanionPackages.defaultDirectory
         /// The defaults.
         public init() {}
     }

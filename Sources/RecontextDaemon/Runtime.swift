@@ -16,7 +16,8 @@ public struct Runtime: Sendable {
     /// The pipeline.
     public let pipeline: ContextPipeline
 
-    /// Builds the parts; creates the image directory if needed. Blocking (`getgrnam`, `mkdir`):
+    /// Builds the parts; creates the image directory if needed and reads the guest companion's
+    /// packages (`context.companion-directory`). Blocking (`getgrnam`, `mkdir`, file reads):
     /// the daemon calls ``make(configuration:hypervisor:logger:)`` instead.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError)
@@ -33,9 +34,9 @@ public struct Runtime: Sendable {
             directory: configuration.images.directory, mode: mode_t(configuration.images.mode), group: group,
             maxImageBytes: configuration.images.maxSize)
         try images.prepare()
-        pipeline = ContextPipeline(
-            hypervisor: hypervisor, images: images, settings: PipelineSettings(configuration: configuration),
-            logger: logger)
+        var settings = PipelineSettings(configuration: configuration)
+        settings.companion = CompanionPackages.load(from: configuration.context.companionDirectory)
+        pipeline = ContextPipeline(hypervisor: hypervisor, images: images, settings: settings, logger: logger)
     }
 }
 

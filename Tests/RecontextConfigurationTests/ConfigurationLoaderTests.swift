@@ -43,6 +43,7 @@ struct ConfigurationLoaderTests {
         #expect(config.context.instanceID == .stable)
         #expect(config.context.device.mode == .mediaChange)
         #expect(config.context.device.target == nil)
+        #expect(config.context.companionDirectory == "/usr/share/recontextd/guest")
         #expect(config.pipeline.concurrency == 4)
         #expect(config.pipeline.reconcileInterval == .seconds(300))
         #expect(config.pipeline.retry.attempts == 5)
@@ -80,6 +81,7 @@ struct ConfigurationLoaderTests {
           device:
             mode: scsi-replace
             target: sdz
+          companion-directory: /srv/recontext/guest
         pipeline:
           concurrency: 8
           reconcile-interval: 0
@@ -125,6 +127,7 @@ struct ConfigurationLoaderTests {
         #expect(config.context.instanceID == .perHost)
         #expect(config.context.device.mode == .scsiReplace)
         #expect(config.context.device.target == "sdz")
+        #expect(config.context.companionDirectory == "/srv/recontext/guest")
         #expect(config.pipeline.concurrency == 8)
         #expect(config.pipeline.reconcileInterval == nil)
         #expect(config.pipeline.retry.attempts == 3)
@@ -287,6 +290,7 @@ struct ConfigurationLoaderTests {
             ("context:\n  device:\n    mode: hotplug", "context.device.mode", "media-change, scsi-replace"),
             ("context:\n  device:\n    target: /dev/sdz", "context.device.target", "target device name"),
             ("context:\n  instance-id: per_host", "context.instance-id", "did you mean \"per-host\""),
+            ("context:\n  companion-directory: guest", "context.companion-directory", "absolute path"),
             ("pipeline:\n  reconcile-interval: soon", "pipeline.reconcile-interval", "whole number of seconds"),
             ("pipeline:\n  reconcile-interval: -5", "pipeline.reconcile-interval", "whole number of seconds"),
             ("pipeline:\n  retry:\n    attempts: many", "pipeline.retry.attempts", "integer from 1 to 100"),

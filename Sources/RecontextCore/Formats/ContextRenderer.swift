@@ -14,7 +14,8 @@ import Foundation
 /// Every image carries `recontext/context.json` (mode 0644): `domain` {`name`, `uuid`}, `format`,
 /// `host` {`name`, `variables`}, `hostname`, `instance_id` and `variables` (host variables overridden
 /// by VM variables), secrets left out. Every image also carries the spec's `files`, with templates
-/// rendered, at their paths (default mode 0644). Then, per format:
+/// rendered, at their paths (default mode 0644), and, when the spec says `companion="yes"`, the
+/// guest companion's packages under `recontext/guest/` (``CompanionPackages``). Then, per format:
 ///
 /// - ``ContextFormat/noCloud`` (volume `cidata`):
 ///   - `meta-data` (0644), YAML: `instance-id`, `local-hostname`, and `recontext` with `domain`,
@@ -75,15 +76,19 @@ public struct ContextRenderer: Sendable {
     ///   - domain: The domain.
     ///   - defaultFormat: The format when the spec names none (`context.default-format`).
     ///   - defaultInstanceID: The instance-id policy when the spec names none (`context.instance-id`).
+    ///   - companion: The guest companion's packages, added under `recontext/guest/` when the spec
+    ///     says `companion="yes"`.
     /// - Returns: The files, volume id and content hash.
     /// - Throws: ``ContextError`` naming the domain and the field: invalid spec values, template
-    ///   errors, parts the format cannot carry, collisions, limits.
+    ///   errors, parts the format cannot carry, collisions, limits, companion packages asked for
+    ///   but unavailable.
     public func render(
         spec: ContextSpec,
         host: HostFacts,
         domain: DomainIdentity,
         defaultFormat: ContextFormat,
-        defaultInstanceID: InstanceIDPolicy = .stable
+        defaultInstanceID: InstanceIDPolicy = .stable,
+        companion: CompanionPackages = .notRead
     ) throws(ContextError) -> RenderedContext {
         let facts = try ResolvedFacts(
             spec: spec,
@@ -121,6 +126,9 @@ public struct ContextRenderer: Sendable {
         case .configDrive: try renderConfigDrive(spec: spec, facts: facts, into: &output)
         case .openNebula: try renderOpenNebula(spec: spec, facts: facts, into: &output)
         case .files: try renderFiles(spec: spec, facts: facts, into: &output)
+        }
+        if spec.companion {
+            for file in try companion.files(forDomain: domain.name) { try output.addGenerated(file) }
         }
         return try output.finish(volumeID: facts.volumeID)
     }

@@ -8,7 +8,7 @@ extension ContextMetadata {
     /// equal spec.
     ///
     /// The element has no namespace declaration, ready for `virsh metadata --set` (libvirt adds the
-    /// namespace). Attributes that are `nil` are left out; `managed` is always written. Content that
+    /// namespace). Attributes that are `nil` (and `companion` when `false`) are left out; `managed` is always written. Content that
     /// XML cannot carry as text (bytes, invalid UTF-8, control characters) is written as base64.
     /// - Parameter spec: The spec.
     /// - Returns: The XML text.
@@ -19,6 +19,7 @@ extension ContextMetadata {
         if let hostname = spec.hostname { attributes.append(("hostname", hostname)) }
         if let device = spec.device { attributes.append(("device", device)) }
         if let volumeID = spec.volumeID { attributes.append(("volume-id", volumeID)) }
+        if spec.companion { attributes.append(("companion", "yes")) }
 
         var out = "<context" + attributeText(attributes) + ">\n"
         for variable in spec.variables {

@@ -69,7 +69,7 @@ struct SpecReader {
         return spec
     }
 
-    /// `managed`, `format`, `instance-id`, `hostname`, `device`, `volume-id`.
+    /// `managed`, `format`, `instance-id`, `hostname`, `device`, `volume-id`, `companion`.
     func readRootAttributes(_ root: XMLElement, into spec: inout ContextSpec) throws(ContextError) {
         spec.managed = try bool(root, "managed", field: "managed") ?? true
         if let text = root.attribute("format") {
@@ -107,6 +107,7 @@ struct SpecReader {
             }
             spec.volumeID = text
         }
+        spec.companion = try bool(root, "companion", field: "companion") ?? false
     }
 
     /// The `<var>`, `<file>` and document children, each checked and counted against the limits.

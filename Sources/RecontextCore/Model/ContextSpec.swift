@@ -33,6 +33,9 @@ public struct ContextSpec: Sendable, Hashable {
     public var device: String?
     /// The volume id of the image; only allowed with ``ContextFormat/files``.
     public var volumeID: String?
+    /// Whether the image carries the guest companion's packages under `recontext/guest/`
+    /// (`companion="yes"`; see ``CompanionPackages``). Default `false`.
+    public var companion: Bool = false
 
     /// Creates a spec; every part defaults to "nothing given".
     /// - Parameters:

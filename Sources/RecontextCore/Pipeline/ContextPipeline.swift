@@ -67,7 +67,7 @@ public struct ContextPipeline: Sendable {
         let renderer = ContextRenderer(limits: settings.limits)
         let context = try renderer.render(
             spec: spec, host: settings.host, domain: snapshot.identity, defaultFormat: settings.defaultFormat,
-            defaultInstanceID: settings.defaultInstanceID)
+            defaultInstanceID: settings.defaultInstanceID, companion: settings.companion)
         let applied = snapshot.appliedMetadata.flatMap { try? AppliedMetadata.parse($0) }
         return Desired(spec: spec, context: context, drive: drive, applied: applied)
     }

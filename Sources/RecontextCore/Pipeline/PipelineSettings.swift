@@ -16,6 +16,9 @@ public struct PipelineSettings: Sendable, Hashable {
     public var retry: RetryPolicy
     /// Limits on per-VM data.
     public var limits: MetadataLimits
+    /// The guest companion's packages for VMs that opt in (`companion="yes"`). Default
+    /// ``CompanionPackages/notRead``: an opted-in VM's run fails saying so.
+    public var companion: CompanionPackages = .notRead
 
     /// Creates settings.
     public init(
