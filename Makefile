@@ -16,6 +16,8 @@
 #   completions    bash-completion/completions/recontextd, zsh (site-functions | vendor-completions)/_recontextd,
 #                  fish/vendor_completions.d/recontextd.fish under $(DATADIR)
 #   docs           $(DOCDIR)/README.md and recontextd.yaml.example
+#   guest packages $(GUESTDIR) = $(DATADIR)/recontextd/guest: the companion's .deb and tarball, for
+#                  images of VMs with companion="yes" (context.companion-directory)
 #
 #   make guest-deb               out/recontext-guest_VERSION_all.deb, the guest companion (guest/README.md)
 #   make guest-tarball           out/recontext-guest-VERSION.tar.gz with install.sh, for other distributions
@@ -42,6 +44,9 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CONFDIR ?= $(SYSCONFDIR)/recontextd
 HOOKDIR ?= $(SYSCONFDIR)/libvirt/hooks
+# The guest companion's packages, for VMs with companion="yes": recontextd reads them from
+# context.companion-directory, /usr/share/recontextd/guest by default (PREFIX=/usr, as the .deb).
+GUESTDIR ?= $(DATADIR)/recontextd/guest
 
 SWIFT ?= swift
 SCRATCH_PATH ?= .build
@@ -59,7 +64,7 @@ HOOK_MARKER := libvirt's qemu hook for recontextd
 GENERATED := $(GEN)/recontextd.service $(GEN)/recontextd.1 $(GEN)/recontextd.bash $(GEN)/_recontextd \
 	$(GEN)/recontextd.fish $(GEN)/libvirt-hook-qemu
 
-.PHONY: all build install install-files install-config install-hook uninstall deb clean-dist \
+.PHONY: all build install install-files install-config install-hook install-guest uninstall deb clean-dist \
 	guest-deb guest-tarball guest-test
 
 all: build
@@ -105,9 +110,12 @@ $(GEN)/libvirt-hook-qemu: $(wildcard $(HOOK_SOURCE))
 
 install: install-files install-config install-hook
 	@echo "installed recontextd in $(DESTDIR)$(PREFIX); edit $(CONFDIR)/recontextd.yaml, then: systemctl daemon-reload && systemctl enable --now recontextd"
+	@if [ "$(GUESTDIR)" != /usr/share/recontextd/guest ]; then \
+		echo "the guest companion's packages are in $(GUESTDIR): set context.companion-directory to it"; \
+	fi
 
 # Everything but the configuration and the hook (also what the .deb is made of).
-install-files: $(BINARY) $(GENERATED)
+install-files: $(BINARY) $(GENERATED) install-guest
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
 		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/recontextd
@@ -118,6 +126,14 @@ install-files: $(BINARY) $(GENERATED)
 	$(INSTALL) -m 0644 $(GEN)/recontextd.fish $(DESTDIR)$(FISHCOMPDIR)/recontextd.fish
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	$(INSTALL) -m 0644 systemd/recontextd.yaml $(DESTDIR)$(DOCDIR)/recontextd.yaml.example
+
+# The guest companion's .deb and tarball (built into $(GEN)/guest-packages), for images of VMs
+# with companion="yes".
+install-guest:
+	$(MAKE) --no-print-directory guest-deb guest-tarball OUT=$(abspath $(GEN))/guest-packages GEN=$(GEN)
+	$(INSTALL) -d $(DESTDIR)$(GUESTDIR)
+	$(INSTALL) -m 0644 $(GEN)/guest-packages/recontext-guest_$(GUEST_VERSION)_all.deb \
+		$(GEN)/guest-packages/recontext-guest-$(GUEST_VERSION).tar.gz $(DESTDIR)$(GUESTDIR)/
 
 # Never overwrites a configuration: with one there, the example goes beside it.
 install-config:
@@ -154,6 +170,8 @@ uninstall:
 		$(DESTDIR)$(ZSHCOMPDIR)/_recontextd $(DESTDIR)$(FISHCOMPDIR)/recontextd.fish \
 		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/recontextd.yaml.example \
 		$(DESTDIR)$(CONFDIR)/recontextd.yaml.example
+	rm -f $(DESTDIR)$(GUESTDIR)/recontext-guest_*_all.deb $(DESTDIR)$(GUESTDIR)/recontext-guest-*.tar.gz
+	@rmdir $(DESTDIR)$(GUESTDIR) $(DESTDIR)$(DATADIR)/recontextd 2>/dev/null || true
 	@rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	@if [ -f $(DESTDIR)$(CONFDIR)/recontextd.yaml ]; then \
 		if cmp -s systemd/recontextd.yaml $(DESTDIR)$(CONFDIR)/recontextd.yaml; then \

@@ -31,6 +31,13 @@ struct InstallTests {
         return nil
     }
 
+    /// The guest companion's version (the `RECONTEXT_VERSION=` line of guest/recontext-apply).
+    static var guestVersion: String {
+        let script = (try? String(contentsOfFile: root + "/guest/recontext-apply", encoding: .utf8)) ?? ""
+        let line = script.split(separator: "\n").first { $0.hasPrefix("RECONTEXT_VERSION=") } ?? ""
+        return String(line.dropFirst("RECONTEXT_VERSION=".count))
+    }
+
     static var analyzeSkipReason: String? {
         FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze")
             ? nil : "systemd-analyze is missing (Debian package systemd)"
@@ -197,6 +204,8 @@ struct InstallTests {
             ("/usr/local/share/doc/recontextd/README.md", 0o644),
             ("/usr/local/share/doc/recontextd/recontextd.yaml.example", 0o644),
             ("/etc/recontextd/recontextd.yaml", 0o640),
+            ("/usr/local/share/recontextd/guest/recontext-guest_\(Self.guestVersion)_all.deb", 0o644),
+            ("/usr/local/share/recontextd/guest/recontext-guest-\(Self.guestVersion).tar.gz", 0o644),
         ]
         for (path, mode) in expected {
             var info = stat()
@@ -325,6 +334,8 @@ struct InstallTests {
             "./usr/share/bash-completion/completions/recontextd", "./usr/share/zsh/vendor-completions/_recontextd",
             "./usr/share/fish/vendor_completions.d/recontextd.fish", "./etc/recontextd/recontextd.yaml",
             "./usr/share/doc/recontextd/README.md",
+            "./usr/share/recontextd/guest/recontext-guest_\(Self.guestVersion)_all.deb",
+            "./usr/share/recontextd/guest/recontext-guest-\(Self.guestVersion).tar.gz",
         ] {
             #expect(contents.contains(path), "\(path) missing")
         }

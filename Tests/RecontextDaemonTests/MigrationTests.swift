@@ -48,6 +48,8 @@ struct MigrationTests {
             var pipeline = ["reconcile-interval: 0"]
             /// Added to `recontextd run`'s arguments.
             var daemonArguments: [String] = []
+            /// Top-level YAML appended to both configurations (e.g. a `context:` section).
+            var extraConfiguration = ""
         }
 
         convenience init(_ label: String, localImages: Bool = false) async throws {
@@ -94,7 +96,7 @@ struct MigrationTests {
                     let config = root + "/\(name).yaml"
                     try Self.writeConfig(
                         config, host: host.hostname, endpoint: endpoint, images: images,
-                        shared: setup.localImages == nil, pipeline: setup.pipeline)
+                        shared: setup.localImages == nil, pipeline: setup.pipeline, extra: setup.extraConfiguration)
                     if setup.localImages != nil { try Self.installHook(on: host, config: config) }
                 }
                 for (host, name) in [(a, "a"), (b, "b")] {
@@ -155,23 +157,27 @@ struct MigrationTests {
         }
 
         static func writeConfig(
-            _ path: String, host: String, endpoint: String, images: String, shared: Bool, pipeline: [String]
+            _ path: String, host: String, endpoint: String, images: String, shared: Bool, pipeline: [String],
+            extra: String = ""
         ) throws {
-            try """
-            libvirt:
-              uri: qemu:///system
-            images:
-              directory: \(images)
-              mode: "0644"
-              shared: \(shared)
-            host:
-              name: \(host)
-              variables:
-                monitoring_endpoint: \(endpoint)
-            pipeline:
-            \(pipeline.map { "  " + $0 + "\n" }.joined())  retry:
-                initial-backoff: 50ms
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            let text =
+                """
+                libvirt:
+                  uri: qemu:///system
+                images:
+                  directory: \(images)
+                  mode: "0644"
+                  shared: \(shared)
+                host:
+                  name: \(host)
+                  variables:
+                    monitoring_endpoint: \(endpoint)
+                pipeline:
+                \(pipeline.map { "  " + $0 + "\n" }.joined())  retry:
+                    initial-backoff: 50ms
+
+                """
+            try (text + extra).write(toFile: path, atomically: true, encoding: .utf8)
         }
 
         /// Stops the daemons (returns their exit statuses), then the hosts.
