@@ -14,6 +14,9 @@ import TestSupport
 enum DebianGuest {
     static let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Harness/debian")
+    /// The repository's root.
+    static let repository = harness.deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     /// Where the image is built and cached (keyed by the build script's hash).
     static let imageDirectory = "/var/cache/recontextd-tests/debian"
     /// The hostname the metadata gives the guest.
@@ -30,7 +33,6 @@ enum DebianGuest {
 
     /// `make guest-deb guest-tarball` into `directory` (the daemons' `context.companion-directory`).
     static func buildCompanion(into directory: String) throws {
-        let repository = harness.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         try ProcessRunner.run(
             "/usr/bin/make",
             ["-s", "-C", repository.path, "guest-deb", "guest-tarball", "GEN=\(directory)/gen", "OUT=\(directory)"])
