@@ -12,6 +12,7 @@ import UnixSignals
 /// | ``NotifierWatchdog`` | `WATCHDOG=1` while the coordinator answers (when systemd asks for it) |
 /// | ``MetricsExporter`` | the textfile and the listener (when configured); a last write at stop |
 /// | ``CoordinatorService`` | the ``DomainCoordinator``: runs, retries, the drain within its budget |
+/// | ``GuestChannelService`` | the host-guest channel: ports, "generation N", the guests' acks (when the hypervisor has ports) |
 /// | ``EventService`` | connect (with backoff), subscribe, reconcile, events into runs, reconnect |
 /// | ``MaintenanceService`` | periodic reconcile and image collection |
 /// | ``ReloadService`` | SIGHUP: re-read the configuration; first to stop, it says `STOPPING=1` |
@@ -48,10 +49,12 @@ public struct Daemon: Sendable {
         metrics: MetricsRecorder = MetricsRecorder(),
         sleeper: any Sleeper = ClockSleeper()
     ) async throws(ImageStoreError) {
-        let runtime = try await Runtime.make(configuration: configuration, hypervisor: hypervisor, logger: logger)
+        let inbox = GuestChannelInbox()
+        let runtime = try await Runtime.make(
+            configuration: configuration, hypervisor: hypervisor, logger: logger, observer: inbox)
         context = DaemonContext(
             options: options, runtime: runtime, hypervisor: hypervisor, events: events, logger: logger,
-            readiness: readiness, metrics: metrics, sleeper: sleeper)
+            readiness: readiness, metrics: metrics, sleeper: sleeper, guestInbox: inbox)
     }
 
     /// The daemon over libvirt at the configuration's `libvirt.uri`.
@@ -71,8 +74,11 @@ public struct Daemon: Sendable {
     /// - Parameter reloads: each element asks for a configuration reload (SIGHUP in production).
     public func services<Reloads: AsyncSequence & Sendable>(reloads: Reloads) -> [any Service]
     where Reloads.Element: Sendable {
-        [
-            CoordinatorService(context: context),
+        var services: [any Service] = [CoordinatorService(context: context)]
+        if let opener = context.hypervisor as? any GuestPortOpener {
+            services.append(GuestChannelService(context: context, opener: opener))
+        }
+        return services + [
             EventService(context: context),
             MaintenanceService(context: context),
             ReloadService(context: context, requests: reloads),

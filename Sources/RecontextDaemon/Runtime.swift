@@ -19,8 +19,11 @@ public struct Runtime: Sendable {
     /// Builds the parts; creates the image directory if needed. Blocking (`getgrnam`, `mkdir`):
     /// the daemon calls ``make(configuration:hypervisor:logger:)`` instead.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
-    public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError)
-    {
+    /// - Parameter observer: told about each live insert (the host-guest channel), if any.
+    public init(
+        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger,
+        observer: (any InsertObserver)? = nil
+    ) throws(ImageStoreError) {
         self.configuration = configuration
         var group: gid_t?
         if let name = configuration.images.group {
@@ -35,7 +38,7 @@ public struct Runtime: Sendable {
         try images.prepare()
         pipeline = ContextPipeline(
             hypervisor: hypervisor, images: images, settings: PipelineSettings(configuration: configuration),
-            logger: logger)
+            logger: logger, observer: observer)
     }
 }
 
@@ -43,10 +46,11 @@ extension Runtime {
     /// Builds the parts off the cooperative thread pool.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public static func make(
-        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger
+        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger,
+        observer: (any InsertObserver)? = nil
     ) async throws(ImageStoreError) -> Runtime {
         try await Blocking.run { () throws(ImageStoreError) -> Runtime in
-            try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
+            try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger, observer: observer)
         }
     }
 }

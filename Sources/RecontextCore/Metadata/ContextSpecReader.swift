@@ -107,6 +107,12 @@ struct SpecReader {
             }
             spec.volumeID = text
         }
+        if let text = root.attribute("channel") {
+            guard text == "add" || text == "use" else {
+                throw error(.invalidValue, "channel", "expected add or use, got \(Validation.quote(text))")
+            }
+            spec.addsGuestChannel = text == "add"
+        }
     }
 
     /// The `<var>`, `<file>` and document children, each checked and counted against the limits.

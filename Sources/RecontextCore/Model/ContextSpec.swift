@@ -33,6 +33,9 @@ public struct ContextSpec: Sendable, Hashable {
     public var device: String?
     /// The volume id of the image; only allowed with ``ContextFormat/files``.
     public var volumeID: String?
+    /// Whether recontextd adds the host-guest channel's port to the domain (`channel="add"`);
+    /// without it, the channel is used when the domain has the port.
+    public var addsGuestChannel = false
 
     /// Creates a spec; every part defaults to "nothing given".
     /// - Parameters:

@@ -19,7 +19,7 @@ extension PipelineRun {
         }
         let recorded = AppliedState(
             generation: generation, contentHash: desired.context.contentHash, host: settings.host.name, time: Date(),
-            imagePath: path, format: desired.context.format)
+            imagePath: path, format: desired.context.format, guest: desired.applied?.guest)
         let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
         // The persistent definition must name the attached image too, or the next start would use
         // an older one; flushed to disk first, as the run that inserted it may have stopped before.
