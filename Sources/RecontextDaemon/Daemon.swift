@@ -41,20 +41,22 @@ public struct Daemon: Sendable {
     ///   - readiness: told about readiness, reloads, stopping and status (``Notifier``).
     ///   - metrics: where events and runs are counted.
     ///   - sleeper: waits for retries, backoff and the shutdown budget (a test clock in tests).
+    ///   - guestPorts: opens the host-guest channel's ports; `nil` runs without the channel.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public init(
         options: DaemonOptions, configuration: DaemonConfiguration, hypervisor: any Hypervisor,
         events: any HypervisorEventSource, logger: Logger,
         readiness: @escaping @Sendable (ReadinessEvent) -> Void = { _ in },
         metrics: MetricsRecorder = MetricsRecorder(),
-        sleeper: any Sleeper = ClockSleeper()
+        sleeper: any Sleeper = ClockSleeper(),
+        guestPorts: (any GuestPortOpener)? = nil
     ) async throws(ImageStoreError) {
         let inbox = GuestChannelInbox()
         let runtime = try await Runtime.make(
             configuration: configuration, hypervisor: hypervisor, logger: logger, observer: inbox)
         context = DaemonContext(
             options: options, runtime: runtime, hypervisor: hypervisor, events: events, logger: logger,
-            readiness: readiness, metrics: metrics, sleeper: sleeper, guestInbox: inbox)
+            readiness: readiness, metrics: metrics, sleeper: sleeper, guestInbox: inbox, guestPorts: guestPorts)
     }
 
     /// The daemon over libvirt at the configuration's `libvirt.uri`.
@@ -65,7 +67,7 @@ public struct Daemon: Sendable {
         let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
         return try await Daemon(
             options: options, configuration: configuration, hypervisor: hypervisor, events: hypervisor, logger: logger,
-            readiness: readiness, metrics: metrics)
+            readiness: readiness, metrics: metrics, guestPorts: hypervisor)
     }
 
     /// The daemon's services in start order (see the table above), without the watchdog and the
@@ -75,7 +77,7 @@ public struct Daemon: Sendable {
     public func services<Reloads: AsyncSequence & Sendable>(reloads: Reloads) -> [any Service]
     where Reloads.Element: Sendable {
         var services: [any Service] = [CoordinatorService(context: context)]
-        if let opener = context.hypervisor as? any GuestPortOpener {
+        if let opener = context.guestPorts {
             services.append(GuestChannelService(context: context, opener: opener))
         }
         return services + [

@@ -26,15 +26,18 @@ public final class DaemonContext: Sendable {
     private let runtime: Protected<Runtime>
     /// The host-guest channel service's intake (the pipeline's insertions, finished runs).
     public let guestInbox: GuestChannelInbox
+    /// Opens the host-guest channel's ports, when the daemon uses the channel.
+    public let guestPorts: (any GuestPortOpener)?
     /// The per-domain lock runs (and the guest record's writes) hold.
     let lock: DomainLock
 
     init(
         options: DaemonOptions, runtime: Runtime, hypervisor: any Hypervisor, events: any HypervisorEventSource,
         logger: Logger, readiness: @escaping @Sendable (Daemon.ReadinessEvent) -> Void, metrics: MetricsRecorder,
-        sleeper: any Sleeper, guestInbox: GuestChannelInbox
+        sleeper: any Sleeper, guestInbox: GuestChannelInbox, guestPorts: (any GuestPortOpener)?
     ) {
         self.guestInbox = guestInbox
+        self.guestPorts = guestPorts
         self.options = options
         self.hypervisor = hypervisor
         self.events = events
