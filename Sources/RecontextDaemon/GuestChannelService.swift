@@ -211,8 +211,16 @@ final class GuestChannels {
                 port = try await opener.openGuestPort(uuid: uuid) { link.handle($0) }
             } catch  where error.kind == .unsupported && addChannel && !channel.addTried {
                 channel.addTried = true
-                try await opener.addGuestChannel(uuid: uuid)
-                logger.notice("added the guest channel to the domain", metadata: ["domain.uuid": "\(uuid)"])
+                let addition = try await opener.addGuestChannel(uuid: uuid)
+                logger.notice(
+                    "added the guest channel to the domain",
+                    metadata: ["domain.uuid": "\(uuid)", "guest.channel_added": "\(addition)"])
+                guard addition == .live else {
+                    channel.detail =
+                        "absent: added to the definition, the port appears at the next boot "
+                        + "(no virtio-serial controller to hot-plug it onto)"
+                    return false
+                }
                 port = try await opener.openGuestPort(uuid: uuid) { link.handle($0) }
             }
             link.attach(port)

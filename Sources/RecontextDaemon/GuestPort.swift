@@ -38,8 +38,18 @@ public protocol GuestPortOpener: Sendable {
     func openGuestPort(uuid: String, onEvent: @escaping @Sendable (GuestPortEvent) -> Void)
         async throws(HypervisorError) -> any GuestPort
 
-    /// Adds the channel device to domain `uuid`, live and (when persistent) to its definition.
-    func addGuestChannel(uuid: String) async throws(HypervisorError)
+    /// Adds the channel device to domain `uuid`, live and (when persistent) to its definition;
+    /// only to the definition when the running domain cannot take it.
+    func addGuestChannel(uuid: String) async throws(HypervisorError) -> GuestChannelAddition
+}
+
+/// Where an added channel took effect.
+public enum GuestChannelAddition: Sendable, Hashable {
+    /// In the running domain (and its definition): the port can be opened now.
+    case live
+    /// Only in the persistent definition: the running domain has no virtio-serial controller,
+    /// which libvirt 9.0 cannot hot-plug; the port appears at the domain's next boot.
+    case nextBoot
 }
 
 /// The channel device recontextd adds to a domain that asks for it (`<context channel="add">`).

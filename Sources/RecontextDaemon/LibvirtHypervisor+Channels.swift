@@ -9,21 +9,33 @@ extension LibvirtHypervisor: GuestPortOpener {
         async throws(HypervisorError) -> any GuestPort
     {
         let link = try link(for: "open guest channel")
-        let stream = try await link.runOnChannels("open guest channel") { connection throws(VirtError) in
-            let domain = try connection.domain(uuid: uuid)
-            return try ChannelStream.open(domain, channel: GuestProtocol.portName, force: true) { event in
-                onEvent(event == .readable ? .readable : .ended)
+        do {
+            let stream = try await link.runOnChannels("open guest channel") { connection throws(VirtError) in
+                let domain = try connection.domain(uuid: uuid)
+                return try ChannelStream.open(domain, channel: GuestProtocol.portName, force: true) { event in
+                    onEvent(event == .readable ? .readable : .ended)
+                }
             }
+            return LibvirtGuestPort(stream: stream, link: link)
+        } catch  where error.message.contains("cannot find channel") {
+            // libvirt says VIR_ERR_INTERNAL_ERROR; for recontextd the domain just has no port.
+            throw HypervisorError(.unsupported, operation: error.operation, message: error.message, code: error.code)
         }
-        return LibvirtGuestPort(stream: stream, link: link)
     }
 
-    public func addGuestChannel(uuid: String) async throws(HypervisorError) {
-        try await withConnection("add guest channel") { connection throws(VirtError) in
+    public func addGuestChannel(uuid: String) async throws(HypervisorError) -> GuestChannelAddition {
+        try await withConnection("add guest channel") { connection throws(VirtError) -> GuestChannelAddition in
             let domain = try connection.domain(uuid: uuid)
-            var impact: DomainModificationImpact = [.live]
-            if try domain.isPersistent() { impact.insert(.config) }
-            try domain.attachDevice(xml: GuestChannelDevice.xml, impact: impact)
+            let persistent = try domain.isPersistent()
+            do throws(VirtError) {
+                try domain.attachDevice(xml: GuestChannelDevice.xml, impact: persistent ? [.live, .config] : [.live])
+                return .live
+            } catch  where persistent && error.message.contains("virtio-serial") {
+                // "no virtio-serial controllers are available", and libvirt 9.0 cannot hot-plug
+                // one: the definition takes the channel (and the controller) for the next boot.
+                try domain.attachDevice(xml: GuestChannelDevice.xml, impact: [.config])
+                return .nextBoot
+            }
         }
     }
 }

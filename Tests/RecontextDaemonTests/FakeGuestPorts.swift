@@ -44,11 +44,12 @@ final class FakeGuestPorts: GuestPortOpener {
         }
     }
 
-    func addGuestChannel(uuid: String) async throws(HypervisorError) {
+    func addGuestChannel(uuid: String) async throws(HypervisorError) -> GuestChannelAddition {
         state.withLock {
             $0.withChannel.insert(uuid)
             $0.added.append(uuid)
         }
+        return .live
     }
 }
 
