@@ -77,7 +77,11 @@ final class GuestChannels {
             await send(uuid, generation: insertion.generation, hash: insertion.contentHash)
         case .finished(let uuid, let applied, let addChannel):
             guard let applied else { return await forget(uuid) }
-            guard channels[uuid]?.link == nil else { return }
+            if let link = channels[uuid]?.link {
+                // Still open, unless libvirt was reconnected under it: then it is reopened.
+                guard link.port?.isOpen == false else { return }
+                await close(uuid, detail: "closed: the libvirt connection was replaced")
+            }
             if await open(uuid, addChannel: addChannel) {
                 await send(uuid, generation: applied.generation, hash: applied.contentHash)
             } else {

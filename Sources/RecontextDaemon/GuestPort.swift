@@ -26,6 +26,9 @@ public protocol GuestPort: Sendable {
     func send(_ bytes: [UInt8]) async throws(HypervisorError)
     /// Closes the port. Idempotent.
     func close() async
+
+    /// False once the transport under the port is gone (the daemon reconnected to libvirt).
+    var isOpen: Bool { get }
 }
 
 /// Opens guest ports (libvirt's `virDomainOpenChannel`; a fake in tests) and adds the channel

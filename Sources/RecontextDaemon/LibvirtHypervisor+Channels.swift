@@ -50,6 +50,8 @@ final class LibvirtGuestPort: GuestPort {
         self.link = link
     }
 
+    var isOpen: Bool { !link.isRetired }
+
     func receive(maxBytes: Int) -> GuestPortRead {
         switch stream.receive(maxBytes: maxBytes) {
         case .bytes(let bytes): .bytes(bytes)

@@ -178,6 +178,10 @@ final class LibvirtLink: Sendable {
     let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
     /// The channels connection's executor.
     let channelExecutor = BlockingExecutor(name: "recontextd-channels", maximumThreads: 1)
+    private let retired = Atomic(false)
+
+    /// True once ``retire()`` ran: its connections are closed (the streams on them too).
+    var isRetired: Bool { retired.load(ordering: .acquiring) }
 
     init(connection: Connection, events: Connection, channels: Connection) {
         self.connection = connection
@@ -212,6 +216,7 @@ final class LibvirtLink: Sendable {
     /// Closes the connection (calls still queued then fail at once, as transient) and lets the
     /// executor's thread end. Blocking: the close may be an RPC.
     func retire() {
+        retired.store(true, ordering: .releasing)
         connection.close()
         events.close()
         channels.close()

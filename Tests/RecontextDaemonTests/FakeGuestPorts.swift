@@ -88,6 +88,9 @@ final class FakeGuestPort: GuestPort {
     var sentLines: [String] { state.withLock { $0.sent } }
     /// Whether the host closed the port.
     var isClosed: Bool { state.withLock { $0.closed } }
+    /// The transport is there (a test turns it off as a reconnect would).
+    let transport = Mutex(true)
+    var isOpen: Bool { transport.withLock { $0 } }
     /// Bytes the guest wrote that the host has not read.
     var unread: Int { state.withLock { $0.toHost.count } }
 

@@ -144,6 +144,20 @@ struct GuestChannelServiceTests {
         }
     }
 
+    @Test("a port whose libvirt connection was replaced (a reconnect) is reopened by the next run")
+    func reopenedAfterReconnect() async throws {
+        let (rig, ports) = try await Self.rig("guest-reconnect")
+        try await rig.run {
+            #expect(await eventually { Self.told(ports, Self.web.uuid) != nil })
+            let old = try #require(ports.port(of: Self.web.uuid))
+            old.transport.withLock { $0 = false }
+            rig.events.emit(.contextMetadataChanged(Self.web))
+            #expect(await eventually { ports.ports(of: Self.web.uuid).count == 2 })
+            #expect(old.isClosed)
+            #expect(await eventually { ports.port(of: Self.web.uuid)?.sentLines.count == 1 }, "told where it stands")
+        }
+    }
+
     @Test("channel=\"add\" adds the port; a domain without it shows why in status")
     func addAndAbsent() async throws {
         let (rig, ports) = try await Self.rig("guest-add")
