@@ -66,7 +66,8 @@ final class PipelineRun {
             let newPath = try await build(name: name, record: generationRecord, desired)
             if Task.isCancelled { await discard(newPath) }
             try checkNotCancelled(before: .insert)
-            let drive = try await insert(newPath, into: desired.drive, snapshot: snapshot)
+            let drive = try await insert(
+                newPath, into: desired.drive, format: desired.context.format, snapshot: snapshot)
             if let insertedAt = timings.insertedAt {
                 pipeline.observer?.inserted(
                     Insertion(
