@@ -219,15 +219,17 @@ deb: $(BINARY)
 GUEST_VERSION = $(shell sed -n 's/^RECONTEXT_VERSION=//p' guest/recontext-apply)
 GUEST_DEBROOT = $(GEN)/guest-deb/root
 GUEST_TARDIR = $(GEN)/guest-tar/recontext-guest-$(GUEST_VERSION)
-GUEST_UNITS = guest/systemd/recontext-apply.service guest/systemd/recontext-apply@.service
+GUEST_UNITS = guest/systemd/recontext-apply.service guest/systemd/recontext-apply@.service \
+	guest/systemd/recontext-channel.service
+GUEST_RULES = guest/udev/65-recontext.rules guest/udev/66-recontext-channel.rules
 
 guest-deb:
 	rm -rf $(GUEST_DEBROOT)
 	$(INSTALL) -d -m 0755 $(GUEST_DEBROOT)/usr/sbin $(GUEST_DEBROOT)/lib/udev/rules.d \
 		$(GUEST_DEBROOT)/lib/systemd/system $(GUEST_DEBROOT)/etc/recontext/hooks.d \
 		$(GUEST_DEBROOT)/usr/share/doc/recontext-guest $(GUEST_DEBROOT)/DEBIAN
-	$(INSTALL) -m 0755 guest/recontext-apply $(GUEST_DEBROOT)/usr/sbin/recontext-apply
-	$(INSTALL) -m 0644 guest/udev/65-recontext.rules $(GUEST_DEBROOT)/lib/udev/rules.d/65-recontext.rules
+	$(INSTALL) -m 0755 guest/recontext-apply guest/recontext-channel $(GUEST_DEBROOT)/usr/sbin/
+	$(INSTALL) -m 0644 $(GUEST_RULES) $(GUEST_DEBROOT)/lib/udev/rules.d/
 	$(INSTALL) -m 0644 $(GUEST_UNITS) $(GUEST_DEBROOT)/lib/systemd/system/
 	$(INSTALL) -m 0644 guest/hooks.d/README $(GUEST_DEBROOT)/etc/recontext/hooks.d/README
 	$(INSTALL) -m 0644 guest/README.md $(GUEST_DEBROOT)/usr/share/doc/recontext-guest/README.md
@@ -242,9 +244,9 @@ guest-deb:
 guest-tarball:
 	rm -rf $(GEN)/guest-tar
 	$(INSTALL) -d -m 0755 $(GUEST_TARDIR)/udev $(GUEST_TARDIR)/systemd $(GUEST_TARDIR)/hooks.d
-	$(INSTALL) -m 0755 guest/recontext-apply guest/packaging/install.sh $(GUEST_TARDIR)/
+	$(INSTALL) -m 0755 guest/recontext-apply guest/recontext-channel guest/packaging/install.sh $(GUEST_TARDIR)/
 	$(INSTALL) -m 0644 guest/README.md $(GUEST_TARDIR)/
-	$(INSTALL) -m 0644 guest/udev/65-recontext.rules $(GUEST_TARDIR)/udev/
+	$(INSTALL) -m 0644 $(GUEST_RULES) $(GUEST_TARDIR)/udev/
 	$(INSTALL) -m 0644 $(GUEST_UNITS) $(GUEST_TARDIR)/systemd/
 	$(INSTALL) -m 0644 guest/hooks.d/README $(GUEST_TARDIR)/hooks.d/
 	@mkdir -p $(OUT)

@@ -16,6 +16,8 @@ import PackageDescription
 /// - `fuzz-config`: the daemon configuration (`ConfigurationLoader.parse`): YAML with every error path.
 /// - `fuzz-render`: metadata parsed, then rendered in every format (templates, quoting, JSON, YAML)
 ///   and hashed; the first input byte picks the format.
+/// - `fuzz-guest`: what a hostile guest writes to the host-guest channel, through the framer, the
+///   rate guard and the protocol parser.
 ///
 /// Seeds are in `Corpus/<target>/`.
 let package = Package(
@@ -34,6 +36,10 @@ let package = Package(
             name: "fuzz-config",
             dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],
             path: "Sources/FuzzConfig"),
+        .executableTarget(
+            name: "fuzz-guest",
+            dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],
+            path: "Sources/FuzzGuest"),
         .executableTarget(
             name: "fuzz-render",
             dependencies: [.product(name: "RecontextFuzzSupport", package: "recontextd"), "FuzzSupport"],

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import RecontextConfiguration
 import RecontextCore
 
 /// Where a daemon (or a one-shot command) finds its configuration and keeps its state.

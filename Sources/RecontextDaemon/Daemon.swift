@@ -12,6 +12,7 @@ import UnixSignals
 /// | ``NotifierWatchdog`` | `WATCHDOG=1` while the coordinator answers (when systemd asks for it) |
 /// | ``MetricsExporter`` | the textfile and the listener (when configured); a last write at stop |
 /// | ``CoordinatorService`` | the ``DomainCoordinator``: runs, retries, the drain within its budget |
+/// | ``GuestChannelService`` | the host-guest channel: ports, "generation N", the guests' acks (when the hypervisor has ports) |
 /// | ``EventService`` | connect (with backoff), subscribe, reconcile, events into runs, reconnect |
 /// | ``MaintenanceService`` | periodic reconcile and image collection |
 /// | ``ReloadService`` | SIGHUP: re-read the configuration; first to stop, it says `STOPPING=1` |
@@ -40,18 +41,22 @@ public struct Daemon: Sendable {
     ///   - readiness: told about readiness, reloads, stopping and status (``Notifier``).
     ///   - metrics: where events and runs are counted.
     ///   - sleeper: waits for retries, backoff and the shutdown budget (a test clock in tests).
+    ///   - guestPorts: opens the host-guest channel's ports; `nil` runs without the channel.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public init(
         options: DaemonOptions, configuration: DaemonConfiguration, hypervisor: any Hypervisor,
         events: any HypervisorEventSource, logger: Logger,
         readiness: @escaping @Sendable (ReadinessEvent) -> Void = { _ in },
         metrics: MetricsRecorder = MetricsRecorder(),
-        sleeper: any Sleeper = ClockSleeper()
+        sleeper: any Sleeper = ClockSleeper(),
+        guestPorts: (any GuestPortOpener)? = nil
     ) async throws(ImageStoreError) {
-        let runtime = try await Runtime.make(configuration: configuration, hypervisor: hypervisor, logger: logger)
+        let inbox = GuestChannelInbox()
+        let runtime = try await Runtime.make(
+            configuration: configuration, hypervisor: hypervisor, logger: logger, observer: inbox)
         context = DaemonContext(
             options: options, runtime: runtime, hypervisor: hypervisor, events: events, logger: logger,
-            readiness: readiness, metrics: metrics, sleeper: sleeper)
+            readiness: readiness, metrics: metrics, sleeper: sleeper, guestInbox: inbox, guestPorts: guestPorts)
     }
 
     /// The daemon over libvirt at the configuration's `libvirt.uri`.
@@ -62,7 +67,7 @@ public struct Daemon: Sendable {
         let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
         return try await Daemon(
             options: options, configuration: configuration, hypervisor: hypervisor, events: hypervisor, logger: logger,
-            readiness: readiness, metrics: metrics)
+            readiness: readiness, metrics: metrics, guestPorts: hypervisor)
     }
 
     /// The daemon's services in start order (see the table above), without the watchdog and the
@@ -71,8 +76,11 @@ public struct Daemon: Sendable {
     /// - Parameter reloads: each element asks for a configuration reload (SIGHUP in production).
     public func services<Reloads: AsyncSequence & Sendable>(reloads: Reloads) -> [any Service]
     where Reloads.Element: Sendable {
-        [
-            CoordinatorService(context: context),
+        var services: [any Service] = [CoordinatorService(context: context)]
+        if let opener = context.guestPorts {
+            services.append(GuestChannelService(context: context, opener: opener))
+        }
+        return services + [
             EventService(context: context),
             MaintenanceService(context: context),
             ReloadService(context: context, requests: reloads),

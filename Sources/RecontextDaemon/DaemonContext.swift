@@ -24,12 +24,20 @@ public final class DaemonContext: Sendable {
     public let sleeper: any Sleeper
     let readiness: @Sendable (Daemon.ReadinessEvent) -> Void
     private let runtime: Protected<Runtime>
+    /// The host-guest channel service's intake (the pipeline's insertions, finished runs).
+    public let guestInbox: GuestChannelInbox
+    /// Opens the host-guest channel's ports, when the daemon uses the channel.
+    public let guestPorts: (any GuestPortOpener)?
+    /// The per-domain lock runs (and the guest record's writes) hold.
+    let lock: DomainLock
 
     init(
         options: DaemonOptions, runtime: Runtime, hypervisor: any Hypervisor, events: any HypervisorEventSource,
         logger: Logger, readiness: @escaping @Sendable (Daemon.ReadinessEvent) -> Void, metrics: MetricsRecorder,
-        sleeper: any Sleeper
+        sleeper: any Sleeper, guestInbox: GuestChannelInbox, guestPorts: (any GuestPortOpener)?
     ) {
+        self.guestInbox = guestInbox
+        self.guestPorts = guestPorts
         self.options = options
         self.hypervisor = hypervisor
         self.events = events
@@ -42,20 +50,24 @@ public final class DaemonContext: Sendable {
         let configuration = runtime.withLock { $0.configuration }
         let status = StatusStore(stateDirectory: options.stateDirectory)
         let lock = DomainLock(stateDirectory: options.stateDirectory)
+        self.lock = lock
         coordinator = DomainCoordinator(
             settings: DomainCoordinator.Settings(concurrency: configuration.pipeline.concurrency),
             sleeper: sleeper, logger: logger,
             runner: { work in
                 let pipeline = runtime.withLock { $0.pipeline }
                 let report = await lock.withLock(work.uuid) {
-                    await pipeline.run(uuid: work.uuid, trigger: work.trigger)
+                    await pipeline.run(uuid: work.uuid, trigger: work.trigger, eventTime: work.eventTime)
                 }
                 metrics.recordRun(report, eventTime: work.eventTime)
                 // The status file is written here, on the run's own task, never in the coordinator.
                 await Blocking.run { status.record(report) }
                 return report
             },
-            onFinished: { finished in metrics.recordManagedDomains(finished.managedDomains) })
+            onFinished: { finished in
+                metrics.recordManagedDomains(finished.managedDomains)
+                guestInbox.finished(finished.report, addChannel: finished.report.addsGuestChannel)
+            })
     }
 
     /// The configuration in force.

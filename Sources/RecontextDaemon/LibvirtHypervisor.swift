@@ -36,15 +36,15 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     ///   another one.
     @discardableResult
     public func connect() throws(VirtError) -> Connection {
-        let calls = try Connection.open(uri)
-        let events: Connection
-        do {
-            events = try Connection.open(uri)
+        var opened: [Connection] = []
+        do throws(VirtError) {
+            for _ in 0..<3 { opened.append(try Connection.open(uri)) }
         } catch {
-            calls.close()
+            for connection in opened { connection.close() }
             throw error
         }
-        let link = LibvirtLink(connection: calls, events: events)
+        let (calls, events, channels) = (opened[0], opened[1], opened[2])
+        let link = LibvirtLink(connection: calls, events: events, channels: channels)
         let old = current.withLock { state in
             defer { state = link }
             return state
@@ -165,18 +165,40 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     }
 }
 
-/// A connection and the serial executor its calls run on (one thread, calls in order).
+/// The daemon's connections and the serial executors their calls run on (one thread each,
+/// calls in order).
 final class LibvirtLink: Sendable {
     /// The connection for calls.
     let connection: Connection
     /// The connection for events (returned by ``LibvirtHypervisor/connect()``).
     let events: Connection
+    /// The connection for guest channels (streams).
+    let channels: Connection
     /// Its executor: one thread, started on the first call, ended by ``retire()``.
     let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
+    /// The channels connection's executor.
+    let channelExecutor = BlockingExecutor(name: "recontextd-channels", maximumThreads: 1)
+    private let retired = Atomic(false)
 
-    init(connection: Connection, events: Connection) {
+    /// True once ``retire()`` ran: its connections are closed (the streams on them too).
+    var isRetired: Bool { retired.load(ordering: .acquiring) }
+
+    init(connection: Connection, events: Connection, channels: Connection) {
         self.connection = connection
         self.events = events
+        self.channels = channels
+    }
+
+    /// Runs `body` with the channels connection on its executor.
+    func runOnChannels<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
+    ) async throws(HypervisorError) -> T {
+        let connection = channels
+        do {
+            return try await channelExecutor.run { () throws(VirtError) -> T in try body(connection) }
+        } catch {
+            throw HypervisorError(error, operation: operation)
+        }
     }
 
     /// Runs `body` with the connection on the executor; maps libvirt's error to the pipeline's.
@@ -194,9 +216,12 @@ final class LibvirtLink: Sendable {
     /// Closes the connection (calls still queued then fail at once, as transient) and lets the
     /// executor's thread end. Blocking: the close may be an RPC.
     func retire() {
+        retired.store(true, ordering: .releasing)
         connection.close()
         events.close()
+        channels.close()
         executor.shutdown()
+        channelExecutor.shutdown()
     }
 }
 

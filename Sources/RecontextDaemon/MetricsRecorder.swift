@@ -24,6 +24,8 @@ import Virt
 /// | `recontextd_queue_depth` | gauge | |
 /// | `recontextd_active_runs` | gauge | |
 /// | `recontextd_managed_domains` | gauge | |
+///
+/// and the host-guest channel's (``GuestMetrics``).
 public final class MetricsRecorder: Sendable {
     /// Metric names.
     public enum Name {
@@ -68,6 +70,8 @@ public final class MetricsRecorder: Sendable {
     private let managedDomains: Gauge
     private let eventCounters = Mutex<[String: Counter]>([:])
     private let changesContinuation: AsyncStream<Void>.Continuation
+    /// The host-guest channel's metrics.
+    public let guest: GuestMetrics
 
     /// Yields (coalesced) after every finished run: the exporter writes the textfile then.
     public let changes: AsyncStream<Void>
@@ -97,6 +101,7 @@ public final class MetricsRecorder: Sendable {
         queueDepth.record(0)
         activeRuns.record(0)
         managedDomains.record(0)
+        guest = GuestMetrics(factory: factory)
         (changes, changesContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 

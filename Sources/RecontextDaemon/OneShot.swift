@@ -31,6 +31,23 @@ public struct DomainStatus: Codable, Sendable, Hashable {
     public var problem: String?
     /// The last run recorded on this host.
     public var lastRun: StatusStore.Record?
+    /// What the guest acknowledged over the host-guest channel (from the applied record: it
+    /// migrates with the domain).
+    public var guestGeneration: UInt64?
+    public var guestResult: String?
+    public var guestTime: Date?
+    /// The channel as the daemon on this host sees it (port, companion, last ack, drops).
+    public var guestChannel: GuestStatusStore.Record?
+
+    /// The GUEST column: the guest's generation and result, "lags" when it is behind, or the
+    /// channel's state.
+    public var guestSummary: String {
+        if let generation = guestGeneration {
+            let lag = appliedGeneration.map { $0 > generation ? " (lags)" : "" } ?? ""
+            return "g\(generation) \(guestResult ?? "?")\(lag)"
+        }
+        return guestChannel?.channel ?? "-"
+    }
 }
 
 /// The one-shot commands (`apply`, `render`, `status`), sharing the daemon's code paths.
@@ -106,12 +123,14 @@ public struct OneShot: Sendable {
     /// `recontextd status`: desired against applied for every running domain on this host.
     public func status() async throws -> [DomainStatus] {
         let records = StatusStore(stateDirectory: options.stateDirectory).all()
+        let guests = GuestStatusStore(stateDirectory: options.stateDirectory).all()
         var result: [DomainStatus] = []
         for identity in try await hypervisor.activeDomains().sorted(by: { $0.name < $1.name }) {
             guard let snapshot = try? await hypervisor.snapshot(of: identity.uuid) else { continue }
             var status = DomainStatus(
                 name: identity.name, uuid: identity.uuid, state: "\(snapshot.state)", managed: false, inSync: false,
                 lastRun: records[identity.uuid])
+            status.guestChannel = guests[identity.uuid]
             do {
                 if let desired = try runtime.pipeline.desired(for: snapshot) {
                     status.managed = true
@@ -123,6 +142,9 @@ public struct OneShot: Sendable {
                         status.appliedHash = applied.contentHash
                         status.appliedHost = applied.host
                         status.appliedTime = applied.time
+                        status.guestGeneration = applied.guest?.generation
+                        status.guestResult = applied.guest?.result.rawValue
+                        status.guestTime = applied.guest?.time
                         status.inSync = runtime.pipeline.isInSync(snapshot, desired)
                     }
                 }

@@ -51,7 +51,8 @@ public struct ReloadService<Requests: AsyncSequence & Sendable>: Service where R
         warnAboutRestartOnlyKeys(configuration)
         do {
             let next = try await Runtime.make(
-                configuration: configuration, hypervisor: context.hypervisor, logger: context.logger)
+                configuration: configuration, hypervisor: context.hypervisor, logger: context.logger,
+                observer: context.guestInbox)
             context.replace(next)
         } catch {
             context.logger.error(

@@ -20,8 +20,11 @@ public struct Runtime: Sendable {
     /// packages (`context.companion-directory`). Blocking (`getgrnam`, `mkdir`, file reads):
     /// the daemon calls ``make(configuration:hypervisor:logger:)`` instead.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
-    public init(configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger) throws(ImageStoreError)
-    {
+    /// - Parameter observer: told about each live insert (the host-guest channel), if any.
+    public init(
+        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger,
+        observer: (any InsertObserver)? = nil
+    ) throws(ImageStoreError) {
         self.configuration = configuration
         var group: gid_t?
         if let name = configuration.images.group {
@@ -36,7 +39,8 @@ public struct Runtime: Sendable {
         try images.prepare()
         var settings = PipelineSettings(configuration: configuration)
         settings.companion = CompanionPackages.load(from: configuration.context.companionDirectory)
-        pipeline = ContextPipeline(hypervisor: hypervisor, images: images, settings: settings, logger: logger)
+        pipeline = ContextPipeline(
+            hypervisor: hypervisor, images: images, settings: settings, logger: logger, observer: observer)
     }
 }
 
@@ -44,10 +48,11 @@ extension Runtime {
     /// Builds the parts off the cooperative thread pool.
     /// - Throws: ``ImageStoreError`` when the image directory is unusable.
     public static func make(
-        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger
+        configuration: DaemonConfiguration, hypervisor: any Hypervisor, logger: Logger,
+        observer: (any InsertObserver)? = nil
     ) async throws(ImageStoreError) -> Runtime {
         try await Blocking.run { () throws(ImageStoreError) -> Runtime in
-            try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger)
+            try Runtime(configuration: configuration, hypervisor: hypervisor, logger: logger, observer: observer)
         }
     }
 }

@@ -87,7 +87,7 @@ public struct StatusStore: Sendable {
     package func write(_ record: Record, beforeRename: ((String) -> Void)?) throws(AtomicFileError) {
         // Strings, integers, dates and (with the encoder's float strategy) any Double: cannot fail.
         let data = try! Self.encoder.encode(record)
-        try AtomicFile.write(
+        _ = try AtomicFile.write(
             Array(data), to: path(of: record.uuid), mode: 0o640, group: nil, durable: true, label: "status file",
             failingAt: nil, beforeRename: beforeRename)
     }
@@ -101,15 +101,18 @@ public struct StatusStore: Sendable {
 
     /// Every recorded domain, by UUID.
     public func all() -> [String: Record] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [:] }
-        var records: [String: Record] = [:]
-        for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
-            guard let data = FileManager.default.contents(atPath: directory + "/" + name),
-                let record = try? Self.decoder.decode(Record.self, from: data)
-            else { continue }
-            records[record.uuid] = record
+        Dictionary(Self.readAll(Record.self, in: directory).map { ($0.uuid, $0) }, uniquingKeysWith: { $1 })
+    }
+
+    /// Every `*.json` file of `directory` that decodes as `R` (others are skipped: the files are
+    /// advisory, and a half-written one never exists, see ``AtomicFile``).
+    static func readAll<R: Decodable>(_ type: R.Type, in directory: String) -> [R] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.compactMap { name in
+            FileManager.default.contents(atPath: directory + "/" + name).flatMap {
+                try? decoder.decode(R.self, from: $0)
+            }
         }
-        return records
     }
 
     static let encoder: JSONEncoder = {

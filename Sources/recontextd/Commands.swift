@@ -158,7 +158,7 @@ struct StatusCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(statuses), as: UTF8.self))
             return
         }
-        let header = ["DOMAIN", "STATE", "SYNC", "DESIRED", "APPLIED", "HOST", "LAST RUN", "TOTAL"]
+        let header = ["DOMAIN", "STATE", "SYNC", "DESIRED", "APPLIED", "HOST", "GUEST", "LAST RUN", "TOTAL"]
         var rows = [header]
         for status in statuses {
             let last = status.lastRun.map { "\($0.result) (\($0.trigger))" } ?? "-"
@@ -167,7 +167,7 @@ struct StatusCommand: AsyncParsableCommand {
                 status.name, status.state, status.problem != nil ? "error" : (status.inSync ? "yes" : "no"),
                 status.desiredHash.map { String($0.prefix(12)) } ?? "-",
                 status.appliedGeneration.map { "g\($0) \(status.appliedHash?.prefix(12) ?? "")" } ?? "-",
-                status.appliedHost ?? "-", last, total,
+                status.appliedHost ?? "-", status.guestSummary, last, total,
             ])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -177,6 +177,20 @@ struct StatusCommand: AsyncParsableCommand {
                     separator: "  "))
         }
         for status in statuses where status.problem != nil { print("\(status.name): \(status.problem!)") }
+        for status in statuses {
+            guard let channel = status.guestChannel else { continue }
+            var line = "\(status.name): channel \(channel.channel)"
+            if let detail = channel.channelDetail { line += " (\(detail))" }
+            if let version = channel.companionVersion { line += ", companion \(version)" }
+            if let ack = channel.lastAck {
+                line += ", last ack g\(ack.generation) \(ack.result) \(ack.verdict)"
+                if let latency = ack.latencyMilliseconds { line += String(format: " in %.0f ms", latency) }
+                if !ack.failedHooks.isEmpty { line += ", failed hooks: \(ack.failedHooks.joined(separator: ","))" }
+            }
+            let dropped = channel.dropped.values.reduce(0, +)
+            if dropped > 0 { line += ", \(dropped) lines dropped (last: \(channel.lastDrop ?? "-"))" }
+            print(line)
+        }
     }
 }
 

@@ -48,6 +48,23 @@ struct OpenNebulaFormatTests {
         "!history !! and * glob ? [x]",
     ]
 
+    @Test("context.sh differs on every generation a migration builds (A, B, A again), and with any file")
+    func differsPerGeneration() throws {
+        let spec = ContextSpec(
+            format: .openNebula, files: [FileSpec(path: "etc/monitoring.conf", content: .text("endpoint=x"))])
+        func contextSh(_ host: String, _ spec: ContextSpec = spec) throws -> [UInt8] {
+            try #require(try Fixtures.render(spec, host: HostFacts(name: host, variables: [:])).file("context.sh"))
+                .contents
+        }
+        let onA = try contextSh("hv-a")
+        let onB = try contextSh("hv-b")
+        #expect(onA != onB, "stock OpenNebula guests re-run their scripts only when context.sh changes")
+        #expect(try contextSh("hv-a") == onA, "the same host and data: the same content, no new generation")
+        var changed = spec
+        changed.files[0].content = .text("endpoint=y")
+        #expect(try contextSh("hv-a", changed) != onA, "a file's change alone changes context.sh")
+    }
+
     @Test("each awkward value comes back byte for byte", arguments: awkwardValues, shells)
     func awkwardValue(value: String, shell: String) throws {
         let spec = ContextSpec(

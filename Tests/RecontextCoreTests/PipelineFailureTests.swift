@@ -355,6 +355,20 @@ struct PipelineSCSITests {
         #expect(report.warnings.isEmpty)
     }
 
+    @Test("the opennebula format always gets a media change: its guest tools ignore a detach and attach")
+    func openNebulaMediaChange() async throws {
+        let harness = PipelineHarness(deviceMode: .scsiReplace)
+        var drive = PipelineHarness.scsi()
+        drive.source = nil
+        harness.addDomain(drives: [drive], metadata: PipelineHarness.metadata("format=\"opennebula\"", role: "web"))
+        let report = await harness.run()
+        let applied = try #require(report.applied)
+        #expect(applied.format == .openNebula)
+        #expect(harness.hypervisor.calls(.detachDrive).isEmpty && harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(harness.hypervisor.calls(.changeMedia).first?.scope == .live)
+        #expect(report.warnings.isEmpty)
+    }
+
     @Test(
         "detach succeeds, attach fails: the old drive is put back, the new file discarded",
         arguments: [(HypervisorError.Kind.permanent, 1), (.transient, 5)])

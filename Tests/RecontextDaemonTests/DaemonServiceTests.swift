@@ -32,7 +32,10 @@ struct DaemonServiceTests {
         let daemon: Daemon
         let group: ServiceGroup
 
-        init(_ label: String, budget: String = "40", endpoint: String = "10.0.0.1:9100") async throws {
+        init(
+            _ label: String, budget: String = "40", endpoint: String = "10.0.0.1:9100",
+            guestPorts: (any GuestPortOpener)? = nil
+        ) async throws {
             directory = try TestDirectories.makeImageDirectory("daemon-services-\(label)")
             try Self.writeConfig(directory: directory, endpoint: endpoint, budget: budget)
             let options = DaemonOptions(
@@ -46,7 +49,8 @@ struct DaemonServiceTests {
             let readiness = self.readiness
             daemon = try await Daemon(
                 options: options, configuration: configuration, hypervisor: hypervisor, events: events,
-                logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, readiness: { readiness.append($0) })
+                logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, readiness: { readiness.append($0) },
+                guestPorts: guestPorts)
             group = daemon.serviceGroup(reloads: reloads)
         }
 

@@ -63,7 +63,7 @@ struct DebianGuestTests {
                 xml: DebianGuest.domainXML(name: name, disk: disk, serialLog: serialLog, channel: channel))
             try domain.setMetadata(
                 DebianGuest.metadata, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
-            let uuid = try domain.uuid
+            let uuid = domain.uuid
             try domain.start()
             let first = try await firstBoot(serialLog, uuid: uuid, hosts: hosts)
             for (source, destination, endpoint) in [

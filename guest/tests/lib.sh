@@ -36,6 +36,8 @@ companion() {
     $TEST_SHELL "$APPLY" "$@" 2>>"$T/log"
 }
 
+# without_ms [FILE]: ack lines without their " ms=D" (the apply's duration varies).
+without_ms() { sed 's/ ms=[0-9]*$//' "$@"; }
 applied() { sed -n "s/^$1=//p" "$RECONTEXT_RUN_DIR/applied" 2>/dev/null; }
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-64; }
 count_lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }

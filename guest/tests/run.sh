@@ -18,6 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 APPLY="$HERE/../recontext-apply"
 . "$HERE/lib.sh"
+. "$HERE/channel-tests.sh"
 
 # The shell running this script: the companion runs under the same one.
 if [ -z "$RECONTEXT_TEST_SHELL" ]; then
@@ -82,6 +83,9 @@ skip_reason() {
         iso_images | mount_retry)
             command -v xorriso >/dev/null 2>&1 || echo "needs xorriso (to read ISO images without mounting)"
             ;;
+        channel_*)
+            command -v setsid >/dev/null 2>&1 || echo "needs setsid"
+            ;;
         watch)
             command -v xorriso >/dev/null 2>&1 || echo "needs xorriso (to read ISO images without mounting)"
             command -v setsid >/dev/null 2>&1 || echo "needs setsid"
@@ -133,8 +137,10 @@ test_first_apply() {
     expect_line "$T/env" "RECONTEXT_DIR=$RECONTEXT_RUN_DIR/gen-1-$h12"
     expect_line "$T/env" "RECONTEXT_CONTENT_HASH=$(applied content_hash)"
     expect_line "$T/env" RECONTEXT_DOMAIN_UUID=6f1e2c3a-0000-4000-8000-00000000a001
-    expect_eq ack "$(cat "$RECONTEXT_RUN_DIR/ack")" \
+    expect_eq ack "$(without_ms "$RECONTEXT_RUN_DIR/ack")" \
         "applied 1 result=ok hash=$(applied content_hash) host=hv-a trigger=media-change hooks=10-env:ok"
+    grep -q ' ms=[0-9][0-9]*$' "$RECONTEXT_RUN_DIR/ack" || fail "no ms= in the ack: $(cat "$RECONTEXT_RUN_DIR/ack")"
+    expect_eq "apply_ms" "$(applied apply_ms | tr -d 0-9)" ""
 }
 
 test_same_generation_twice() {
@@ -192,7 +198,7 @@ test_failing_hook() {
     expect_eq hooks "$(applied hooks)" "10-first:ok 20-fails:failed:3 30-last:ok"
     expect_eq hook.20-fails "$(applied hook.20-fails)" failed:3
     grep -q 'hook 20-fails failed:3 .*something broke' "$T/log" || fail "the failure is not in the log"
-    expect_eq ack "$(sed 's/.*hooks=//' "$RECONTEXT_RUN_DIR/ack")" "10-first:ok,20-fails:failed:3,30-last:ok"
+    expect_eq ack "$(without_ms "$RECONTEXT_RUN_DIR/ack" | sed 's/.*hooks=//')" "10-first:ok,20-fails:failed:3,30-last:ok"
 }
 
 test_hook_timeout() {
@@ -308,7 +314,7 @@ test_notify_waits_for_generation() {
     expect_eq "hook runs" "$(count_lines "$T/runs")" 2
     RECONTEXT_ACK_PORT="$T/port" companion --trigger notify --generation 2 || fail "repeat: exit status $?"
     expect_eq "ack lines" "$(count_lines "$T/port")" 2
-    expect_eq "ack" "$(tail -n 1 "$T/port")" \
+    expect_eq "ack" "$(tail -n 1 "$T/port" | without_ms)" \
         "applied 2 result=ok hash=$(applied content_hash) host=hv-b trigger=notify hooks=10-count:ok"
 }
 
@@ -477,6 +483,8 @@ test_packages() {
     expect_eq "deb version" "$(dpkg-deb -f "$deb" Version)" "$version"
     dpkg-deb -c "$deb" | awk '{ print $1 " " $6 }' >"$T/contents"
     for entry in "-rwxr-xr-x ./usr/sbin/recontext-apply" "-rw-r--r-- ./lib/udev/rules.d/65-recontext.rules" \
+        "-rwxr-xr-x ./usr/sbin/recontext-channel" "-rw-r--r-- ./lib/udev/rules.d/66-recontext-channel.rules" \
+        "-rw-r--r-- ./lib/systemd/system/recontext-channel.service" \
         "-rw-r--r-- ./lib/systemd/system/recontext-apply.service" \
         "-rw-r--r-- ./lib/systemd/system/recontext-apply@.service" "-rw-r--r-- ./etc/recontext/hooks.d/README"; do
         expect_line "$T/contents" "$entry"
@@ -487,6 +495,9 @@ test_packages() {
     [ -x "$T/root/usr/sbin/recontext-apply" ] || fail "install.sh installed no recontext-apply"
     expect_eq "installed version" "$("$T/root/usr/sbin/recontext-apply" --version)" "recontext-apply $version"
     [ -f "$T/root/etc/udev/rules.d/65-recontext.rules" ] || fail "install.sh installed no udev rule"
+    [ -x "$T/root/usr/sbin/recontext-channel" ] || fail "install.sh installed no recontext-channel"
+    [ -f "$T/root/etc/udev/rules.d/66-recontext-channel.rules" ] || fail "install.sh installed no channel rule"
+    expect_eq "installed channel's version" "$("$T/root/usr/sbin/recontext-channel" --version)" "recontext-channel $version"
     DESTDIR="$T/root" "$T/recontext-guest-$version/install.sh" --uninstall >>"$T/log" 2>&1 || fail "uninstall failed"
     expect_eq "left after uninstall" "$(cd "$T/root" && find . -type f | sort | tr '\n' ' ')" "./etc/recontext/hooks.d/README "
 }
@@ -496,7 +507,8 @@ test_packages() {
 ALL="first_apply same_generation_twice new_generation same_number_other_hash failing_hook hook_timeout
 concurrent_flock concurrent_mkdir_lock stale_mkdir_lock new_generation_during_hook
 new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up bad_record
-format_from_volume_id iso_images mount_retry watch loop_mount packages"
+format_from_volume_id iso_images mount_retry watch loop_mount packages channel_apply channel_bad_lines
+channel_reconnect channel_apply_failed channel_other_holder"
 
 echo "recontext-apply tests: shell '$TEST_SHELL', tools: $TOOLS, ISO builder: ${RECONTEXTD_BINARY:-genisoimage}"
 passed=0

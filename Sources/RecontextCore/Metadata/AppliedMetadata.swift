@@ -13,7 +13,9 @@ internal import XML
 ///          time="2025-11-26T02:33:00Z" image="/var/lib/recontextd/images/web1-7.iso" format="nocloud"/>
 /// ```
 ///
-/// All attributes are required. `time` is ISO 8601 in UTC, whole seconds.
+/// All attributes above are required. `time` is ISO 8601 in UTC, whole seconds. The guest's
+/// acknowledgement over the host-guest channel adds `guest-generation`, `guest-result` and
+/// `guest-time` (all three or none).
 public enum AppliedMetadata {
     /// The namespace of the applied-state element.
     public static let namespaceURI = "urn:recontextd:applied:1"
@@ -21,6 +23,7 @@ public enum AppliedMetadata {
     public static let defaultPrefix = "recontext-applied"
 
     static let attributes = ["generation", "content-hash", "host", "time", "image", "format"]
+    static let guestAttributes = ["guest-generation", "guest-result", "guest-time"]
 
     /// Parses an applied-state record.
     /// - Parameter xml: The element as libvirt returns it.
@@ -39,10 +42,11 @@ public enum AppliedMetadata {
             throw fail(
                 .wrongRoot, "applied", "root element is <\(root.name)>, expected <applied> in \(namespaceURI)")
         }
-        for name in root.attributes.map(\.qualifiedName).sorted() where !attributes.contains(name) {
+        for name in root.attributes.map(\.qualifiedName).sorted()
+        where !attributes.contains(name) && !guestAttributes.contains(name) {
             throw fail(
                 .unknownAttribute, "applied.\(name)",
-                "unknown attribute (allowed: \(attributes.joined(separator: ", ")))")
+                "unknown attribute (allowed: \((attributes + guestAttributes).joined(separator: ", ")))")
         }
         if let child = root.children.first {
             throw fail(.unknownElement, "applied", "element <\(child.name)> is not allowed inside <applied>")
@@ -73,7 +77,35 @@ public enum AppliedMetadata {
             throw fail(.invalidValue, "applied.format", "unknown format \(Validation.quote(formatText))")
         }
         return AppliedState(
-            generation: generation, contentHash: hash, host: host, time: time, imagePath: image, format: format)
+            generation: generation, contentHash: hash, host: host, time: time, imagePath: image, format: format,
+            guest: try parseGuest(root))
+    }
+
+    /// The `guest-*` attributes: all three or none.
+    static func parseGuest(_ root: XMLElement) throws(ContextError) -> GuestApplied? {
+        let values = guestAttributes.map { root.attribute($0) }
+        if values.allSatisfy({ $0 == nil }) { return nil }
+        guard let generationText = values[0], let resultText = values[1], let timeText = values[2] else {
+            throw ContextError(
+                .missing, domain: "", field: "applied.guest",
+                "guest-generation, guest-result and guest-time go together")
+        }
+        guard let generation = UInt64(generationText) else {
+            throw ContextError(
+                .invalidValue, domain: "", field: "applied.guest-generation",
+                "expected a non-negative integer, got \(Validation.quote(generationText))")
+        }
+        guard let result = GuestAck.Result(rawValue: resultText) else {
+            throw ContextError(
+                .invalidValue, domain: "", field: "applied.guest-result",
+                "expected ok, hooks-failed or failed, got \(Validation.quote(resultText))")
+        }
+        guard let time = parseTime(timeText) else {
+            throw ContextError(
+                .invalidValue, domain: "", field: "applied.guest-time",
+                "expected an ISO 8601 UTC time, got \(Validation.quote(timeText))")
+        }
+        return GuestApplied(generation: generation, result: result, time: time)
     }
 
     /// Writes an applied-state record (no namespace declaration; libvirt adds it).
@@ -88,7 +120,14 @@ public enum AppliedMetadata {
             ("image", state.imagePath),
             ("format", state.format.rawValue),
         ]
-        return "<applied" + ContextMetadata.attributeText(attributes) + "/>"
+        let guest =
+            state.guest.map {
+                [
+                    ("guest-generation", String($0.generation)), ("guest-result", $0.result.rawValue),
+                    ("guest-time", formatTime($0.time)),
+                ]
+            } ?? []
+        return "<applied" + ContextMetadata.attributeText(attributes + guest) + "/>"
     }
 
     /// `yyyy-MM-ddTHH:mm:ssZ` in UTC.

@@ -19,6 +19,7 @@ extension ContextMetadata {
         if let hostname = spec.hostname { attributes.append(("hostname", hostname)) }
         if let device = spec.device { attributes.append(("device", device)) }
         if let volumeID = spec.volumeID { attributes.append(("volume-id", volumeID)) }
+        if spec.addsGuestChannel { attributes.append(("channel", "add")) }
         if spec.companion { attributes.append(("companion", "yes")) }
 
         var out = "<context" + attributeText(attributes) + ">\n"

@@ -43,6 +43,8 @@ internal import XML
 /// - `device`: the target dev of the context CD-ROM, e.g. `sdz`; default: the daemon's choice.
 /// - `volume-id`: the volume id, 1 to 32 of `[A-Za-z0-9_.-]`; only with `format="files"`
 ///   (default `RECONTEXT`).
+/// - `channel`: `add` makes recontextd add the host-guest channel's port to the domain (live and
+///   persistent); `use` (the default) uses it when the domain has it.
 /// - `companion`: `yes` puts the guest companion's packages into the image under
 ///   `recontext/guest/` (see ``CompanionPackages``); default `no`.
 ///
@@ -74,7 +76,7 @@ public enum ContextMetadata {
     /// The root element's local name.
     static let rootName = "context"
     static let rootAttributes = [
-        "managed", "format", "instance-id", "hostname", "device", "volume-id", "companion",
+        "managed", "format", "instance-id", "hostname", "device", "volume-id", "channel", "companion",
     ]
     static let varAttributes = ["name", "secret", "encoding"]
     static let fileAttributes = ["path", "mode", "template", "encoding"]

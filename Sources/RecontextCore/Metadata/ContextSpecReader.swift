@@ -107,6 +107,12 @@ struct SpecReader {
             }
             spec.volumeID = text
         }
+        if let text = root.attribute("channel") {
+            guard text == "add" || text == "use" else {
+                throw error(.invalidValue, "channel", "expected add or use, got \(Validation.quote(text))")
+            }
+            spec.addsGuestChannel = text == "add"
+        }
         spec.companion = try bool(root, "companion", field: "companion") ?? false
     }
 

@@ -18,6 +18,9 @@ public struct AppliedState: Sendable, Hashable {
     public var imagePath: String
     /// The format of the image.
     public var format: ContextFormat
+    /// What the guest acknowledged over the host-guest channel, if it did (it may lag behind
+    /// ``generation``: a run keeps the previous acknowledgement until the guest sends a new one).
+    public var guest: GuestApplied?
 
     /// Creates a record; `time` is truncated to whole seconds.
     /// - Parameters:
@@ -27,13 +30,15 @@ public struct AppliedState: Sendable, Hashable {
     ///   - time: When it was attached.
     ///   - imagePath: The image path.
     ///   - format: The image's format.
+    ///   - guest: What the guest acknowledged, if anything.
     public init(
         generation: UInt64,
         contentHash: String,
         host: String,
         time: Date,
         imagePath: String,
-        format: ContextFormat
+        format: ContextFormat,
+        guest: GuestApplied? = nil
     ) {
         self.generation = generation
         self.contentHash = contentHash
@@ -41,5 +46,6 @@ public struct AppliedState: Sendable, Hashable {
         self.time = Date(timeIntervalSince1970: time.timeIntervalSince1970.rounded(.down))
         self.imagePath = imagePath
         self.format = format
+        self.guest = guest
     }
 }

@@ -33,6 +33,9 @@ public struct ContextSpec: Sendable, Hashable {
     public var device: String?
     /// The volume id of the image; only allowed with ``ContextFormat/files``.
     public var volumeID: String?
+    /// Whether recontextd adds the host-guest channel's port to the domain (`channel="add"`);
+    /// without it, the channel is used when the domain has the port.
+    public var addsGuestChannel = false
     /// Whether the image carries the guest companion's packages under `recontext/guest/`
     /// (`companion="yes"`; see ``CompanionPackages``). Default `false`.
     public var companion: Bool = false

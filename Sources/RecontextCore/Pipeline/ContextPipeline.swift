@@ -24,17 +24,20 @@ public struct ContextPipeline: Sendable {
     public let sleeper: any Sleeper
     /// The base logger; each run adds `domain.name`, `domain.uuid` and `run.id`.
     public let logger: Logger
+    /// Told right after each live insert (the host-guest channel), if anyone listens.
+    public let observer: (any InsertObserver)?
 
     /// Creates a pipeline.
     public init(
         hypervisor: any Hypervisor, images: any ImageStore, settings: PipelineSettings,
-        sleeper: any Sleeper = ClockSleeper(), logger: Logger
+        sleeper: any Sleeper = ClockSleeper(), logger: Logger, observer: (any InsertObserver)? = nil
     ) {
         self.hypervisor = hypervisor
         self.images = images
         self.settings = settings
         self.sleeper = sleeper
         self.logger = logger
+        self.observer = observer
     }
 
     // MARK: - Desired state
@@ -153,8 +156,12 @@ public struct ContextPipeline: Sendable {
     ///
     /// Never throws: every outcome, failures included, is in the report, and logged (one notice
     /// per completed run with its phase timings, warnings for retries, errors for failures).
-    public func run(uuid: String, trigger: Trigger, runID: String = RunID.make()) async -> RunReport {
+    /// - Parameter eventTime: when the event that asked for the run was received (for the observer).
+    public func run(
+        uuid: String, trigger: Trigger, runID: String = RunID.make(), eventTime: ContinuousClock.Instant? = nil
+    ) async -> RunReport {
         let run = PipelineRun(pipeline: self, uuid: uuid, trigger: trigger, runID: runID)
+        run.eventTime = eventTime
         let report = await run.execute()
         run.log(report)
         return report
@@ -172,5 +179,27 @@ public enum RunID {
 extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+// MARK: - The guest's acknowledgement in the metadata
+
+extension ContextPipeline {
+    /// Writes the guest's acknowledgement into the domain's applied record (live, and config when
+    /// persistent), read and rewritten in one go so that a run's record is never rolled back:
+    /// nothing is written unless the record still names `guest.generation`.
+    /// - Returns: false when the record names another generation (a newer run) or is absent.
+    /// - Throws: ``HypervisorError`` from the read or the write.
+    public func recordGuest(_ guest: GuestApplied, uuid: String) async throws(HypervisorError) -> Bool {
+        let session = try await hypervisor.session(for: uuid)
+        let snapshot = try await session.snapshot()
+        guard let xml = snapshot.appliedMetadata, var applied = try? AppliedMetadata.parse(xml),
+            applied.generation == guest.generation
+        else { return false }
+        if applied.guest == guest { return true }
+        applied.guest = guest
+        try await session.setAppliedMetadata(
+            AppliedMetadata.serialize(applied), scope: snapshot.isPersistent ? [.live, .config] : [.live])
+        return true
     }
 }

@@ -104,6 +104,14 @@ extension DomainCoordinator {
             record.failures = 0
             record.retryToken = nil
         }
+        switch report.outcome {
+        case .applied(let state), .unchanged(let state):
+            var state = state
+            state.guest = GuestApplied.newer(record.applied?.guest, state.guest)
+            record.applied = state
+        case .skipped: record.applied = nil
+        case .failed: break
+        }
         let managed: Bool
         if case .skipped = report.outcome { managed = false } else { managed = true }
         if managed != record.managed {

@@ -5,7 +5,8 @@ import Logging
 ///
 /// What it keeps per domain (``DomainRecord``): an incoming migration not yet finished, a queued
 /// run, a running run and its follow-up, consecutive transient failures and the pending retry,
-/// the receive time of the event that asked for the next run, and whether the domain is managed.
+/// the receive time of the event that asked for the next run, whether the domain is managed, and
+/// what this host inserted last with the guest's acknowledgement of it (``acknowledge(_:ack:at:)``).
 ///
 /// - A domain has at most one run at a time.
 /// - Work submitted while a domain's run is in progress becomes one follow-up run after it ("run
@@ -222,10 +223,13 @@ struct DomainRecord: Sendable {
     var retryToken: UInt64?
     /// Its last run was not skipped.
     var managed = false
+    /// What this host last inserted (or found current), with the guest's accepted acknowledgement.
+    var applied: AppliedState?
 
     /// Nothing worth keeping: the record can go.
     var isEmpty: Bool {
         !incoming && !running && followUp == nil && queued == nil && failures == 0 && retryToken == nil && !managed
+            && applied == nil
     }
 }
 

@@ -19,7 +19,7 @@ extension PipelineRun {
         }
         let recorded = AppliedState(
             generation: generation, contentHash: desired.context.contentHash, host: settings.host.name, time: Date(),
-            imagePath: path, format: desired.context.format)
+            imagePath: path, format: desired.context.format, guest: desired.applied?.guest)
         let scope: ChangeScope = snapshot.isPersistent ? [.live, .config] : [.live]
         // The persistent definition must name the attached image too, or the next start would use
         // an older one; flushed to disk first, as the run that inserted it may have stopped before.
@@ -68,10 +68,15 @@ extension PipelineRun {
     /// old drive and an attach of a new one. On failure the new file is deleted and, after a
     /// failed attach, the old drive is put back.
     /// - Returns: the drive as it is now (its source the new image).
-    func insert(_ newPath: String, into drive: ContextDrive, snapshot: DomainSnapshot) async throws(RunEnd)
-        -> ContextDrive
+    func insert(_ newPath: String, into drive: ContextDrive, format: ContextFormat, snapshot: DomainSnapshot)
+        async throws(RunEnd) -> ContextDrive
     {
         var mode = settings.deviceMode
+        if mode == .scsiReplace && format == .openNebula {
+            // OpenNebula's guest tools react to a media change only (udev ACTION=="change" on the
+            // CONTEXT disc); a detach + attach gives add/remove events they ignore.
+            mode = .mediaChange
+        }
         if mode == .scsiReplace && drive.bus != "scsi" {
             warnings.append(
                 "device mode scsi-replace needs a SCSI CD-ROM; \(drive.target) is on \(drive.bus): changed the media instead"

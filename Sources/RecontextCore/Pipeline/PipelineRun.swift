@@ -18,10 +18,14 @@ final class PipelineRun {
     var timings = PhaseTimings()
     var warnings: [String] = []
     var identity: DomainIdentity?
+    /// The spec asks for the guest channel (known after resolve).
+    var addsGuestChannel = false
     /// The error that ended the run, if one did (for the log).
     var failure: RunError?
     let clock = ContinuousClock()
     let started: ContinuousClock.Instant
+    /// When the event that asked for the run was received, if an event did.
+    var eventTime: ContinuousClock.Instant?
     /// The run's one look-up of its domain, opened at the resolve phase and kept for the run.
     private var openedSession: (any DomainSession)?
 
@@ -62,11 +66,18 @@ final class PipelineRun {
             let newPath = try await build(name: name, record: generationRecord, desired)
             if Task.isCancelled { await discard(newPath) }
             try checkNotCancelled(before: .insert)
-            let drive = try await insert(newPath, into: desired.drive, snapshot: snapshot)
+            let drive = try await insert(
+                newPath, into: desired.drive, format: desired.context.format, snapshot: snapshot)
+            if let insertedAt = timings.insertedAt {
+                pipeline.observer?.inserted(
+                    Insertion(
+                        domain: snapshot.identity, generation: generation, contentHash: desired.context.contentHash,
+                        insertedAt: insertedAt, eventTime: eventTime))
+            }
             let persisted = await persist(newPath, drive: drive, snapshot: snapshot)
             let applied = AppliedState(
                 generation: generation, contentHash: desired.context.contentHash, host: settings.host.name,
-                time: Date(), imagePath: newPath, format: desired.context.format)
+                time: Date(), imagePath: newPath, format: desired.context.format, guest: desired.applied?.guest)
             let recorded = persisted == .left ? false : await record(applied, snapshot: snapshot)
             guard recorded else {
                 // Migrated away (or undefined) between the live insert and the bookkeeping. Its new
@@ -92,9 +103,11 @@ final class PipelineRun {
 
     func report(_ outcome: RunReport.Outcome) -> RunReport {
         timings.total = clock.now - started
-        return RunReport(
+        var report = RunReport(
             uuid: uuid, domain: identity, trigger: trigger, runID: runID, outcome: outcome, timings: timings,
             warnings: warnings)
+        report.addsGuestChannel = addsGuestChannel
+        return report
     }
 
     // MARK: - resolve
@@ -123,6 +136,7 @@ final class PipelineRun {
             throw .failed(RunError(phase: .resolve, cause: "\(error)", isTransient: false))
         }
         guard let desired else { throw .skipped(.notManaged) }
+        addsGuestChannel = desired.spec.addsGuestChannel
         return (snapshot, desired)
     }
 

@@ -72,6 +72,8 @@ public struct RunReport: Sendable, Hashable {
     public var timings: PhaseTimings
     /// Warnings that did not fail the run (e.g. the old image could not be removed).
     public var warnings: [String]
+    /// The domain's spec asks for the host-guest channel's port (`channel="add"`).
+    public var addsGuestChannel = false
 
     /// Creates a report.
     public init(

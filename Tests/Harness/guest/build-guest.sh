@@ -4,8 +4,8 @@
 # Usage: build-guest.sh OUTDIR
 #
 # Idempotent and cached: when OUTDIR/vmlinuz, OUTDIR/initrd.img and OUTDIR/guest.stamp exist and the
-# stamp matches (kernel package and version, busybox-static version, sha256 of this script, init and
-# mkinitrd.py), it does nothing. Otherwise it downloads the current Debian kernel
+# stamp matches (kernel package and version, busybox-static version, sha256 of this script, init,
+# mkinitrd.py and the guest companion's recontext-apply and recontext-channel), it does nothing. Otherwise it downloads the current Debian kernel
 # (linux-image-<abi>-amd64, the one linux-image-amd64 depends on) and busybox-static with
 # `apt-get download` (running `apt-get update` once if the download fails), extracts them with
 # `dpkg-deb -x` in a temporary directory, copies the kernel and writes the initramfs with
@@ -27,8 +27,12 @@ OUTDIR=$(cd "$1" && pwd)
 # The modules the guest loads (with their dependencies, found by mkinitrd.py): the CD-ROM on SATA
 # (ahci), IDE (ata_piix, ata_generic) and virtio-SCSI (virtio_scsi, virtio_pci), the SCSI CD-ROM
 # driver and ISO 9660.
-# No sd_mod: the guest has no disks (it would add crc64, t10_pi and more).
-MODULES="ahci ata_piix ata_generic virtio_pci virtio_scsi sr_mod isofs"
+# No sd_mod: the guest has no disks (it would add crc64, t10_pi and more). virtio_console: the
+# host-guest channel's virtio-serial port (org.recontextd.channel.0).
+MODULES="ahci ata_piix ata_generic virtio_pci virtio_scsi sr_mod isofs virtio_console"
+# The guest companion, from this repository, into the initramfs's /usr/sbin.
+COMPANION_DIR=$(cd "$HERE/../../../guest" && pwd)
+COMPANION="recontext-apply recontext-channel"
 
 log() { echo "build-guest: $*" >&2; }
 
@@ -79,6 +83,9 @@ STAMP="kernel=$KERNEL_PACKAGE/$KERNEL_VERSION busybox-static=$BUSYBOX_VERSION"
 for file in build-guest.sh init mkinitrd.py; do
     STAMP="$STAMP $file=$(sha256sum "$HERE/$file" | cut -c1-16)"
 done
+for file in $COMPANION; do
+    STAMP="$STAMP $file=$(sha256sum "$COMPANION_DIR/$file" | cut -c1-16)"
+done
 
 if [ -f "$OUTDIR/vmlinuz" ] && [ -f "$OUTDIR/initrd.img" ] && [ -f "$OUTDIR/guest.stamp" ] &&
     [ "$(cat "$OUTDIR/guest.stamp")" = "$STAMP" ]; then
@@ -122,8 +129,13 @@ fi
 rm -f "$OUTDIR/guest.stamp"
 cp "$KERNEL" "$OUTDIR/vmlinuz.tmp"
 mv "$OUTDIR/vmlinuz.tmp" "$OUTDIR/vmlinuz"
+PROGRAMS=""
+for file in $COMPANION; do
+    PROGRAMS="$PROGRAMS --program $COMPANION_DIR/$file=usr/sbin/$file"
+done
+# shellcheck disable=SC2086 # PROGRAMS and MODULES are word lists (paths without blanks)
 ORDER=$(/usr/bin/python3 "$HERE/mkinitrd.py" --kernel-modules "$MODULES_DIR" --busybox "$BUSYBOX" \
-    --init "$HERE/init" --output "$OUTDIR/initrd.img" $MODULES)
+    --init "$HERE/init" --output "$OUTDIR/initrd.img" $PROGRAMS $MODULES)
 chmod 0644 "$OUTDIR/vmlinuz" "$OUTDIR/initrd.img"
 echo "$STAMP" > "$OUTDIR/guest.stamp"
 log "built $OUTDIR/vmlinuz ($(basename "$KERNEL")) and $OUTDIR/initrd.img ($(wc -c < "$OUTDIR/initrd.img") bytes)"

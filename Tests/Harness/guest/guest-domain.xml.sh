@@ -17,6 +17,8 @@
 #   GUEST_SERIAL_APPEND  on (default): libvirt appends to SERIAL_LOG; off: truncates it when QEMU starts
 #   GUEST_UUID         a fixed domain UUID; default: libvirt picks one
 #   GUEST_STARTUP_POLICY  e.g. optional: added as startupPolicy to the cdrom's <source>
+#   GUEST_CHANNEL      1 (default): the host-guest channel, a virtio-serial port named
+#                      org.recontextd.channel.0 on a unix socket libvirt places; 0: none
 #
 # TCG (<domain type='qemu'>): the nested KVM on these machines cannot boot a Linux kernel.
 # on_reboot and on_crash are destroy: the kernel boots with panic=-1, so a guest that fails stops
@@ -50,6 +52,12 @@ esac
 
 UUID_LINE=""
 [ -n "${GUEST_UUID:-}" ] && UUID_LINE="  <uuid>$(xml "$GUEST_UUID")</uuid>
+"
+CHANNEL=""
+[ "${GUEST_CHANNEL:-1}" = 1 ] && CHANNEL="    <channel type='unix'>
+      <source mode='bind'/>
+      <target type='virtio' name='org.recontextd.channel.0'/>
+    </channel>
 "
 POLICY=""
 [ -n "${GUEST_STARTUP_POLICY:-}" ] && POLICY=" startupPolicy='$(xml "$GUEST_STARTUP_POLICY")'"
@@ -90,7 +98,7 @@ ${SOURCE_LINE}      <target dev='$(xml "$TARGET")' bus='$BUS'/>
       <source path='$(xml "$SERIAL_LOG")' append='$APPEND'/>
       <target type='serial' port='0'/>
     </console>
-    <controller type='usb' model='none'/>
+${CHANNEL}    <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
 </domain>

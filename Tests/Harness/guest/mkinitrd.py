@@ -15,7 +15,9 @@ them are written to `/lib/modules/` in the archive, dependencies first, with the
 into the kernel (`modules.builtin`) is skipped. Prints the load order on stdout.
 
 The archive holds `/init`, `/bin/busybox`, `/bin/sh` (a symlink to busybox; `/init` installs the
-other applets at boot), `/dev/console`, the empty directories `/init` needs, and the modules. Every
+other applets at boot), `/dev/console`, the empty directories `/init` needs, the modules, and each
+`--program SOURCE=PATH` (mode 0755; PATH relative and in one of those directories, e.g.
+`usr/sbin/recontext-apply`). Every
 entry has mtime 0, uid 0, and the gzip header carries no time or name, so the same inputs give the
 same bytes.
 """
@@ -158,6 +160,9 @@ def main():
     parser.add_argument("--busybox", required=True, help="a static busybox binary")
     parser.add_argument("--init", required=True, help="the /init script")
     parser.add_argument("--output", required=True, help="the .img to write (gzip'ed cpio newc)")
+    parser.add_argument(
+        "--program", action="append", default=[], metavar="SOURCE=PATH",
+        help="an executable to add at PATH (relative, e.g. usr/sbin/recontext-apply); repeatable")
     parser.add_argument("modules", nargs="+", help="module names to include, with their dependencies")
     args = parser.parse_args()
 
@@ -176,6 +181,12 @@ def main():
     cpio.symlink("bin/sh", "busybox")
     with open(args.init, "rb") as handle:
         cpio.file("init", handle.read(), 0o755)
+    for spec in args.program:
+        source, _, path = spec.partition("=")
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise SystemExit(f"mkinitrd.py: --program wants SOURCE=relative/path, not {spec!r}")
+        with open(source, "rb") as handle:
+            cpio.file(path, handle.read(), 0o755)
     for name, data in modules:
         cpio.file(f"lib/modules/{name}.ko", data)
     cpio.file("lib/modules/load-order", "".join(f"{name}.ko\n" for name, _ in modules).encode())

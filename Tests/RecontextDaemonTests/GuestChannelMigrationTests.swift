@@ -1,0 +1,121 @@
+import Foundation
+import RecontextCore
+import TestSupport
+import Testing
+import Virt
+
+/// The busybox test guest (`Tests/Harness/guest/`: Debian kernel + busybox, TCG) running the guest
+/// companion without udev or systemd: `recontext-apply --watch` and `recontext-channel` on the
+/// virtio-serial port. Live-migrated A to B and back on each CD-ROM bus, with recontextd on both
+/// hosts: each destination announces its generation on the channel, the companion applies it,
+/// its hook prints the endpoint on the serial console, and the ack reaches the destination's
+/// recontextd (log, applied record, `status`).
+@Suite(
+    "a real guest applies each destination's context and acknowledges it over the channel",
+    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
+struct GuestChannelMigrationTests {
+    typealias TwoHosts = MigrationTests.TwoHosts
+
+    /// The hook lines (`RECONTEXT-HOOK endpoint=E generation=G`) the guest printed so far.
+    static func hookLines(_ serialLog: String) -> [String] {
+        GuestMigrationTests.guestLines(serialLog).filter { $0.hasPrefix("RECONTEXT-HOOK") }
+    }
+
+    /// `recontextd status --json` on `host`, the entry of domain `name`.
+    static func status(_ hosts: TwoHosts, on host: LibvirtTestHost, side: String, name: String) throws -> [String: Any]?
+    {
+        let command = host.onHostArguments([
+            RecontextdProcess.binary, "status", "--json", "--config", hosts.root + "/\(side).yaml", "--state-dir",
+            hosts.root + "/state-\(side)", "--log-level", "error",
+        ])
+        let result = try ProcessRunner.runAllowingFailure(command[0], Array(command.dropFirst()))
+        let entries = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [[String: Any]]
+        return entries?.first { $0["name"] as? String == name }
+    }
+
+    @Test(
+        "A to B and back: hook prints each destination's endpoint, the ack reaches its recontextd",
+        arguments: [("sata", "sda"), ("ide", "hdc"), ("scsi", "sda")])
+    func channelAcrossMigrations(bus: String, target: String) async throws {
+        _ = try ProcessRunner.run(
+            "/bin/sh",
+            [
+                GuestMigrationTests.harness.appendingPathComponent("build-guest.sh").path,
+                GuestMigrationTests.guestDirectory,
+            ])
+        var setup = TwoHosts.Setup()
+        setup.numbers = (a: 17, b: 18)
+        let hosts = try await TwoHosts("guest-channel-\(bus)", setup: setup)
+        let serialLog = hosts.root + "/serial.log"
+        let name = "gch-\(bus)-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            let xml = try ProcessRunner.run(
+                "/bin/sh",
+                [
+                    GuestMigrationTests.harness.appendingPathComponent("guest-domain.xml.sh").path, name, bus, target,
+                    GuestMigrationTests.guestDirectory, serialLog,
+                ])
+            let domain = try hosts.connectionA.defineDomain(xml: xml)
+            try domain.setMetadata(
+                "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file></context>",
+                key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+            try domain.start()
+            let boot = try #require(
+                await GuestMigrationTests.waitForLine(
+                    serialLog, containing: "RECONTEXT-HOOK endpoint=\(TwoHosts.endpointA) generation=1", after: 0,
+                    timeout: .seconds(180)),
+                "serial log: \(GuestMigrationTests.guestLines(serialLog))")
+            print("guest channel (\(bus)): boot to the first hook line: \(boot.1)")
+            #expect(await hosts.daemonA.waitForLog("guest applied generation 1", timeout: .seconds(60)))
+
+            for (source, destination, daemon, side, endpoint, generation) in [
+                (hosts.a, hosts.b, hosts.daemonB, "b", TwoHosts.endpointB, 2),
+                (hosts.b, hosts.a, hosts.daemonA, "a", TwoHosts.endpointA, 3),
+            ] {
+                let before = GuestMigrationTests.guestLines(serialLog).count
+                let clock = ContinuousClock()
+                let start = clock.now
+                try hosts.migrate(name, from: source, to: destination, persistent: true, p2p: false)
+                let migrated = clock.now - start
+                let hook = try #require(
+                    await GuestMigrationTests.waitForLine(
+                        serialLog, containing: "RECONTEXT-HOOK endpoint=\(endpoint) generation=\(generation)",
+                        after: before, timeout: .seconds(60)),
+                    "serial log: \(GuestMigrationTests.guestLines(serialLog).suffix(10))")
+                #expect(
+                    await daemon.waitForLog("guest applied generation \(generation)", timeout: .seconds(30)),
+                    "\(daemon.logText.suffix(3000))")
+                let line = daemon.logText.split(separator: "\n").last { $0.contains("guest applied generation") }
+                print(
+                    "guest channel (\(bus)): \(source.hostname) -> \(destination.hostname): migrate \(migrated), hook line after \(hook.1); \(line ?? "")"
+                )
+                let entry = try #require(try Self.status(hosts, on: destination, side: side, name: name))
+                #expect(entry["guest_generation"] as? Int == generation, "\(entry)")
+                #expect(entry["guest_result"] as? String == "ok", "\(entry)")
+                let channel = entry["guest_channel"] as? [String: Any]
+                #expect(channel?["channel"] as? String == "open", "\(entry)")
+                #expect((channel?["last_ack"] as? [String: Any])?["verdict"] as? String == "accepted", "\(entry)")
+                let applied = try destination.virsh([
+                    "metadata", name, "--uri", AppliedMetadata.namespaceURI,
+                ])
+                #expect(applied.contains("guest-generation=\"\(generation)\""), "\(applied)")
+            }
+            // Each generation applied once (the channel and the media change do not apply it twice).
+            let hooks = Self.hookLines(serialLog)
+            for generation in 1...3 {
+                #expect(hooks.filter { $0.hasSuffix("generation=\(generation)") }.count == 1, "\(hooks)")
+            }
+            for daemon in [hosts.daemonA, hosts.daemonB] {
+                #expect(!daemon.logText.contains("guest acknowledgement rejected"), "\(daemon.logText)")
+                #expect(!daemon.logText.contains("run failed"), "\(daemon.logText)")
+            }
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record(
+                "\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)\nserial: \(GuestMigrationTests.guestLines(serialLog))"
+            )
+        }
+        await hosts.stop()
+    }
+}
