@@ -91,10 +91,11 @@ enum DebianGuest {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The context metadata: NoCloud with the companion, a hostname, the monitoring endpoint.
-    static var metadata: String {
+    /// The context metadata: NoCloud with the companion, a hostname, the monitoring endpoint; with
+    /// `channel`, `channel="add"` (recontextd hot-plugs the channel's port).
+    static func metadata(channel: Bool = false) -> String {
         """
-        <context format="nocloud" hostname="\(hostname)" companion="yes">\
+        <context format="nocloud" hostname="\(hostname)" companion="yes"\(channel ? " channel=\"add\"" : "")>\
         <file path="etc/monitoring.conf" template="yes">endpoint={{host.monitoring_endpoint}}</file>\
         <user-data><![CDATA[\(userData)]]></user-data></context>
         """

@@ -8,24 +8,20 @@ import Virt
 /// under TCG on host A and live-migrated A to B and back, a recontextd on each host.
 ///
 /// At first boot cloud-init reads our NoCloud image (instance id, hostname, user data) and installs
-/// the companion from the CD-ROM (`companion="yes"`); after each migration the companion applies
-/// the destination's context and its hook prints the destination's endpoint on the console, while
-/// the SSH host keys, the instance and the boot stay the same. About 3-4 minutes, most of it the
-/// boot (60-100 s under TCG) and the first build of the image (cached afterwards).
+/// the companion from the CD-ROM (`companion="yes"`). A to B: udev alone starts the companion (no
+/// channel). Then `channel="add"` on B hot-plugs the host-guest channel's port, and B to A goes
+/// over the channel: the host's notify, and the guest's ack in A's `status`. After each
+/// migration the hook prints the destination's endpoint on the console, while the SSH host keys,
+/// the instance and the boot stay the same. About 3 minutes, most of it the boot (50-75 s to
+/// multi-user.target under TCG, 100-135 s to the first hook line), plus about 3 the first time
+/// the image is built (cached afterwards).
 @Suite(
     "a Debian 12 guest (systemd, udev, cloud-init) installs the companion from the CD and applies each host's context",
     .serialized, .realPart(missing: LibvirtTestHost.skipReason))
 struct DebianGuestTests {
-    @Test(
-        "udev alone (no channel): first boot through cloud-init, then A to B and back; same keys, same instance, no reboot"
-    )
-    func udevAlone() async throws {
-        try await run(channel: false)
-    }
-
     /// Both ends of the host-guest channel (issue 12, part 2) are in this tree: the daemon's
-    /// (`GuestChannelService`) and the companion's listener (`guest/recontext-channel`). They were
-    /// built on other branches at the same time as this test; it runs once both are merged.
+    /// (`GuestChannelService`) and the companion's listener (`guest/recontext-channel`). Without
+    /// them, B to A goes through udev too.
     static var channelBuilt: Bool {
         let root = DebianGuest.repository.path
         return FileManager.default.fileExists(atPath: root + "/guest/recontext-channel")
@@ -33,16 +29,9 @@ struct DebianGuestTests {
     }
 
     @Test(
-        "with the host-guest channel: the same, and the destination's status shows the generation the guest acknowledged",
-        .enabled(
-            if: channelBuilt,
-            "both ends of the channel (Sources/RecontextDaemon/GuestChannelService.swift, guest/recontext-channel) are needed"
-        ))
-    func withChannel() async throws {
-        try await run(channel: true)
-    }
-
-    func run(channel: Bool) async throws {
+        "one boot: the companion from the CD by cloud-init; A to B through udev alone; B to A over the channel added on B; same keys, same instance, no reboot"
+    )
+    func udevThenChannel() async throws {
         let built = try DebianGuest.build()
         print("debian guest: image ready after \(built) (cached when the build script is unchanged)")
         let companion = try TestDirectories.makeImageDirectory("debian-companion")
@@ -60,20 +49,24 @@ struct DebianGuestTests {
             let disk = hosts.root + "/disk.qcow2"
             try DebianGuest.makeOverlay(disk)
             let domain = try hosts.connectionA.defineDomain(
-                xml: DebianGuest.domainXML(name: name, disk: disk, serialLog: serialLog, channel: channel))
+                xml: DebianGuest.domainXML(name: name, disk: disk, serialLog: serialLog, channel: false))
             try domain.setMetadata(
-                DebianGuest.metadata, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+                DebianGuest.metadata(), key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
             let uuid = domain.uuid
             try domain.start()
             let first = try await firstBoot(serialLog, uuid: uuid, hosts: hosts)
-            for (source, destination, endpoint) in [
-                (hosts.a, hosts.b, MigrationTests.TwoHosts.endpointB),
-                (hosts.b, hosts.a, MigrationTests.TwoHosts.endpointA),
-            ] {
-                try await migrate(
-                    name, from: source, to: destination, endpoint: endpoint, first: first, serialLog: serialLog,
-                    channel: channel, hosts: hosts)
+            try await migrate(
+                name, from: hosts.a, to: hosts.b, endpoint: MigrationTests.TwoHosts.endpointB, first: first,
+                serialLog: serialLog, channel: false, hosts: hosts)
+            let channel = Self.channelBuilt
+            if channel {
+                try await addChannel(name, on: hosts.b, hosts: hosts)
+            } else {
+                print("debian guest: no channel in this tree: B to A through udev too")
             }
+            try await migrate(
+                name, from: hosts.b, to: hosts.a, endpoint: MigrationTests.TwoHosts.endpointA, first: first,
+                serialLog: serialLog, channel: channel, hosts: hosts)
             let lines = DebianGuest.consoleLines(serialLog)
             #expect(lines.filter { $0.kind == "RECONTEXT-FIRSTBOOT" }.count == 1, "\(lines)")
             #expect(lines.filter { $0.kind == "RECONTEXT-BOOTED" }.count == 1, "one boot: \(lines)")
@@ -89,6 +82,27 @@ struct DebianGuestTests {
             _ = try? host.virsh(["undefine", name])
         }
         await hosts.stop()
+    }
+
+    /// `channel="add"` on the running guest's host: recontextd hot-plugs the port (the domain has a
+    /// virtio-serial controller), the guest's udev starts the companion's listener, and its hello
+    /// reaches the host.
+    func addChannel(_ name: String, on host: LibvirtTestHost, hosts: MigrationTests.TwoHosts) async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let connection = host === hosts.a ? hosts.connectionA : hosts.connectionB
+        try connection.domain(named: name).setMetadata(
+            DebianGuest.metadata(channel: true), key: "recontext", namespace: ContextMetadata.namespaceURI,
+            impact: [.live, .config])
+        var row: [String: Any] = [:]
+        let hello = await eventually(timeout: .seconds(90)) {
+            row = Self.status(name, on: host, hosts: hosts)
+            return (row["guest_channel"] as? [String: Any])?["companion_version"] is String
+        }
+        #expect(
+            hello,
+            "no hello from the guest on \(host.hostname): \(row)\n\(hosts.daemonA.logText)\n\(hosts.daemonB.logText)")
+        print("debian guest: channel added on \(host.hostname), the guest's hello after \(clock.now - start)")
     }
 
     /// What the first boot printed: cloud-init's first-boot line and the first hook line.
@@ -159,22 +173,29 @@ struct DebianGuestTests {
     func expectGuestRecord(
         _ name: String, generation: String, on host: LibvirtTestHost, hosts: MigrationTests.TwoHosts
     ) async throws {
-        let label = host === hosts.a ? "a" : "b"
         var row: [String: Any] = [:]
         let found = await eventually(timeout: .seconds(30)) {
-            let result = try? RecontextdProcess.runCommand(
-                [
-                    "status", "--json", "--connect", host.uri, "--config", hosts.root + "/\(label).yaml",
-                    "--state-dir", hosts.root + "/state-\(label)", "--log-level", "error",
-                ])
-            let rows = result.flatMap {
-                try? JSONSerialization.jsonObject(with: Data($0.standardOutput.utf8)) as? [[String: Any]]
-            }
-            row = rows?.first { $0["name"] as? String == name } ?? [:]
+            row = Self.status(name, on: host, hosts: hosts)
             return (row["guest_generation"] as? NSNumber)?.stringValue == generation
                 && row["guest_result"] as? String == "ok"
         }
         #expect(found, "status --json on \(host.hostname): \(row)")
+        let ack = (row["guest_channel"] as? [String: Any])?["last_ack"] as? [String: Any]
+        print("debian guest: \(host.hostname)'s status: guest applied \(generation), ack \(ack ?? [:])")
+    }
+
+    /// The domain's row of `recontextd status --json` on a host (empty when it cannot be read).
+    static func status(_ name: String, on host: LibvirtTestHost, hosts: MigrationTests.TwoHosts) -> [String: Any] {
+        let label = host === hosts.a ? "a" : "b"
+        let result = try? RecontextdProcess.runCommand(
+            [
+                "status", "--json", "--connect", host.uri, "--config", hosts.root + "/\(label).yaml",
+                "--state-dir", hosts.root + "/state-\(label)", "--log-level", "error",
+            ])
+        let rows = result.flatMap {
+            try? JSONSerialization.jsonObject(with: Data($0.standardOutput.utf8)) as? [[String: Any]]
+        }
+        return rows?.first { $0["name"] as? String == name } ?? [:]
     }
 
     /// The last 40 lines of the console (kernel, systemd and ours), for failure messages.

@@ -16,6 +16,8 @@
 #   DEBIAN_GUEST_CHANNEL     1: add recontextd's virtio-serial channel (org.recontextd.channel.0)
 #   DEBIAN_GUEST_UUID        a fixed domain UUID
 #
+# A virtio-serial controller is always there, so that <context channel="add"> can hot-plug the
+# channel's port into the running guest.
 # TCG (<domain type='qemu'>), q35, one vCPU, no network. on_reboot/on_crash destroy: a guest that
 # fails stops instead of booting again (and cloud-init's first boot stays the only one).
 set -eu
@@ -88,7 +90,8 @@ ${SOURCE_LINE}      <target dev='sda' bus='sata'/>
       <source path='$SERIAL_LOG' append='on'/>
       <target type='serial' port='0'/>
     </console>
-${CHANNEL}    <controller type='usb' model='none'/>
+${CHANNEL}    <controller type='virtio-serial' index='0'/>
+    <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
 </domain>
