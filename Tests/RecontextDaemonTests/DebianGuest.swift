@@ -22,6 +22,20 @@ enum DebianGuest {
     /// The hostname the metadata gives the guest.
     static let hostname = "deb-guest"
 
+    /// What the machine lacks for this suite: a libvirt test host's parts, or the tools that
+    /// build the image and the companion's packages.
+    static var skipReason: String? {
+        if let reason = LibvirtTestHost.skipReason { return reason }
+        for (program, package) in [
+            ("/usr/bin/mmdebstrap", "mmdebstrap"), ("/sbin/mkfs.ext4", "e2fsprogs"),
+            ("/usr/bin/qemu-img", "qemu-utils"),
+            ("/usr/bin/make", "make"), ("/usr/bin/dpkg-deb", "dpkg"),
+        ] where !FileManager.default.isExecutableFile(atPath: program) {
+            return "\(program) is missing (Debian package \(package); scripts/setup installs it)"
+        }
+        return nil
+    }
+
     /// Builds the image, or finds it cached; returns how long that took.
     static func build() throws -> Duration {
         let clock = ContinuousClock()

@@ -17,7 +17,7 @@ import Virt
 /// the image is built (cached afterwards).
 @Suite(
     "a Debian 12 guest (systemd, udev, cloud-init) installs the companion from the CD and applies each host's context",
-    .serialized, .realPart(missing: LibvirtTestHost.skipReason))
+    .serialized, .realPart(missing: DebianGuest.skipReason))
 struct DebianGuestTests {
     /// Both ends of the host-guest channel (issue 12, part 2) are in this tree: the daemon's
     /// (`GuestChannelService`) and the companion's listener (`guest/recontext-channel`). Without
