@@ -12,9 +12,9 @@ import Virt
 /// channel). Then `channel="add"` on B hot-plugs the host-guest channel's port, and B to A goes
 /// over the channel: the host's notify, and the guest's ack in A's `status`. After each
 /// migration the hook prints the destination's endpoint on the console, while the SSH host keys,
-/// the instance and the boot stay the same. About 3 minutes, most of it the boot (50-75 s to
-/// multi-user.target under TCG, 100-135 s to the first hook line), plus about 3 the first time
-/// the image is built (cached afterwards).
+/// the instance and the boot stay the same. 2-4.5 minutes, most of it the boot (40-100 s to
+/// multi-user.target under TCG, 70-200 s to the first hook line, by the machine's load), plus
+/// about 3 minutes the first time the image is built (cached afterwards).
 @Suite(
     "a Debian 12 guest (systemd, udev, cloud-init) installs the companion from the CD and applies each host's context",
     .serialized, .realPart(missing: DebianGuest.skipReason))
