@@ -68,6 +68,8 @@ final class GuestChannels {
 
     func handle(_ item: GuestInbound, group: inout DiscardingTaskGroup) async {
         switch item {
+        case .arriving(let uuid):
+            if channels[uuid]?.link == nil { _ = await open(uuid) }
         case .inserted(let insertion):
             let uuid = insertion.domain.uuid
             channels[uuid, default: Channel()].lastInsertion = insertion
@@ -161,6 +163,7 @@ final class GuestChannels {
             "guest.hooks_failed": "\(ack.failedHooks.map(\.description).joined(separator: ","))",
         ]
         if let latency { metadata["guest.latency_ms"] = "\(Int(latency.milliseconds.rounded()))" }
+        if let milliseconds = ack.milliseconds { metadata["guest.apply_ms"] = "\(milliseconds)" }
         switch verdict {
         case .accepted:
             let text = latency.map { " in \(Int($0.milliseconds.rounded())) ms" } ?? ""
