@@ -197,9 +197,12 @@ def stats(serial: Serial, after_uptime: float) -> tuple[float, int, int]:
 
 
 def idle(serial: Serial, seconds: float) -> dict:
-    """The listener's CPU share and RSS over `seconds` of idling."""
+    """The listener's CPU share and RSS over `seconds` of idling (after 3 s to settle)."""
+    deadline = time.monotonic() + seconds + 20
+    settled = stats(serial, 0)[0] + 3
+    while stats(serial, 0)[0] < settled and time.monotonic() < deadline:
+        time.sleep(0.2)
     first = stats(serial, 0)
-    deadline = time.monotonic() + seconds + 15
     while time.monotonic() < deadline:
         last = stats(serial, 0)
         if last[0] - first[0] >= seconds:
@@ -218,7 +221,8 @@ def run(a: argparse.Namespace, work: str) -> dict:
         images = {g: make_image(shared, g, "chan-host", a.recontextd) for g in range(1, a.rounds + 2)}
         serial = Serial(os.path.join(shared, "serial.log"))
         target = {"sata": "sda", "ide": "hdc", "scsi": "sda"}[a.bus]
-        environment = dict(os.environ, GUEST_CMDLINE_EXTRA="recontext.stats=1" + (" recontext.debug=1" if a.debug else ""), GUEST_UUID=UUID)
+        environment = dict(os.environ, GUEST_CMDLINE_EXTRA=" ".join(
+            ["recontext.stats=1"] + (["recontext.debug=1"] if a.debug else []) + a.cmdline), GUEST_UUID=UUID)
         xml = subprocess.run(
             ["/bin/sh", os.path.join(HERE, "guest-domain.xml.sh"), "channel-guest", a.bus, target, a.guest_dir,
              serial.path, images[1][0]], check=True, capture_output=True, text=True, env=environment).stdout
@@ -301,6 +305,7 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10, help="seconds of each idle measurement")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--debug", action="store_true", help="recontext.debug=1: the companion logs on the console")
+    parser.add_argument("--cmdline", action="append", default=[], help="more guest kernel options (recontext.poll=2)")
     a = parser.parse_args()
     work = tempfile.mkdtemp(prefix="gch-", dir="/tmp")
     try:
