@@ -14,7 +14,8 @@ then:
 1. waits for `RECONTEXT guest-ready` and the hook's `RECONTEXT-HOOK endpoint=E1 generation=1` (the
    companion's --watch applied the boot disc);
 2. finds the channel's unix socket in the live XML (`<source mode='bind' path=.../>`, a path inside the
-   host's /var/lib/libvirt, which is STATE/lib outside), connects and sends
+   host's /var/lib/libvirt, which is STATE/lib outside), and --connect-delay seconds later (the
+   listener gave up its first hello: no host end) connects and sends
    `recontext/1 generation 1 hash=H1` (the host speaks first when it opens the port): expects
    `recontext/1 hello version=V applied=1 hash=H1`, then the ack of generation 1 again;
 3. each round: a forced media change to generation N (virsh change-media), then at once
@@ -275,9 +276,12 @@ def run(a: argparse.Namespace, work: str) -> dict:
             raise CheckFailed(f"no bound channel {PORT_NAME} in the live XML:\n{live}")
         socket_path = host.outside(match.group(1))
         # The listener's hello from its start waits in the guest's write until a host end connects
-        # (Linux's virtio_console blocks it; the listener gives it up after 1 s): connected earlier,
-        # this end receives it then (applied=0 when it was written before the boot disc was applied).
-        channel = greet(socket_path, 1, images[1][1], rf"0 hash=-|1 hash={images[1][1]}")
+        # (Linux's virtio_console blocks it) and is given up after 1 s: a host end that connects
+        # later gets a fresh hello naming generation 1 when it speaks; one that connects earlier
+        # gets that first hello (applied=0 when it was written before the boot disc was applied).
+        time.sleep(a.connect_delay)
+        first = rf"1 hash={images[1][1]}" if a.connect_delay >= 2 else rf"0 hash=-|1 hash={images[1][1]}"
+        channel = greet(socket_path, 1, images[1][1], first)
         figures: dict = {"first_lines": list(channel.received)}
         figures.update(rounds(host, channel, serial, target, images, a.rounds))
         figures["idle_connected"] = idle(serial, a.idle)
@@ -306,6 +310,9 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10, help="seconds of each idle measurement")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--debug", action="store_true", help="recontext.debug=1: the companion logs on the console")
+    parser.add_argument("--connect-delay", type=float, default=5,
+                        help="seconds between the boot disc's hook line and connecting; 2 or more: the "
+                             "listener's first hello was given up, the first one must be fresh")
     parser.add_argument("--cmdline", action="append", default=[], help="more guest kernel options (recontext.poll=2)")
     a = parser.parse_args()
     work = tempfile.mkdtemp(prefix="gch-", dir="/tmp")
