@@ -143,3 +143,26 @@ test_channel_other_holder() {
     expect_eq "hook runs" "$(tr '\n' '|' <"$T/runs")" "1 hv-a|"
     grep '^recontext/1 applied' "$T/out" | grep -q 'trigger=media-change' || fail "the ack is not the media change's"
 }
+
+# 40 hooks, some with names over 64 bytes: the ack the host gets fits its bounds (512 bytes with
+# the newline, 32 entries, names of 64 bytes at most); the record keeps them all.
+test_channel_long_ack() {
+    n=10
+    while [ $n -lt 50 ]; do
+        hook "$n-a-hook-with-a-rather-long-name-to-fill-the-line" 'exit 0'
+        n=$((n + 1))
+    done
+    hook 99-$(printf '%070d' 0) 'exit 3'
+    use_disc d1 1 hv-a
+    start_channel
+    host_says "recontext/1 generation 1 hash=$(disc_hash d1)"
+    wait_for 30 has_sent '^recontext/1 applied 1 ' 1 || return
+    ack=$(grep '^recontext/1 applied' "$T/out")
+    [ $((${#ack} + 1)) -le 512 ] || fail "the ack is ${#ack} bytes"
+    entries=$(echo "${ack#*hooks=}" | cut -d' ' -f1 | tr ',' '\n')
+    [ "$(echo "$entries" | wc -l)" -le 32 ] || fail "more than 32 hook entries"
+    echo "$entries" | grep -q '^99-' && fail "a hook name over 64 bytes was sent"
+    echo "$ack" | grep -q ' result=hooks-failed .* ms=[0-9]*$' || fail "ack: $ack"
+    expect_eq "hooks in the record" "$(applied hooks | wc -w | tr -d ' ')" 41
+    grep -q "hook list was cut" "$T/log" || fail "the cut is not in the log"
+}
