@@ -50,7 +50,12 @@ final class GuestChannels {
         /// Lines dropped on the ports closed before (the open port counts its own).
         var drops: [GuestLineError.Reason: Int] = [:]
         var lastDrop: GuestLineError?
+        /// When a warning about this guest was last logged (a guest cannot flood the journal).
+        var lastWarning: ContinuousClock.Instant?
     }
+
+    /// At most one warning per guest in this interval; the rest are counted in the metrics.
+    static let warningInterval: Duration = .seconds(60)
 
     let context: DaemonContext
     let opener: any GuestPortOpener
@@ -124,9 +129,10 @@ final class GuestChannels {
     func received(_ message: GuestMessage, from uuid: String, group: inout DiscardingTaskGroup) async {
         switch message {
         case .hello(let hello):
+            let level: Logger.Level = channels[uuid]?.companionVersion == hello.version ? .debug : .info
             channels[uuid]?.companionVersion = hello.version
-            logger.info(
-                "guest companion said hello",
+            logger.log(
+                level: level, "guest companion said hello",
                 metadata: [
                     "domain.uuid": "\(uuid)", "guest.version": "\(hello.version)",
                     "guest.generation": "\(hello.applied)",
@@ -166,15 +172,27 @@ final class GuestChannels {
         if let milliseconds = ack.milliseconds { metadata["guest.apply_ms"] = "\(milliseconds)" }
         switch verdict {
         case .accepted:
+            guard let record, let guest = record.guest else {
+                logger.debug("guest repeated its acknowledgement", metadata: metadata)
+                return
+            }
             let text = latency.map { " in \(Int($0.milliseconds.rounded())) ms" } ?? ""
             let level: Logger.Level = ack.result == .ok ? .notice : .warning
             logger.log(level: level, "guest applied generation \(ack.generation)\(text)", metadata: metadata)
-            if let record, let guest = record.guest { recordInMetadata(guest, uuid: uuid, group: &group) }
+            recordInMetadata(guest, uuid: uuid, group: &group)
         case .stale:
-            logger.info("guest acknowledged an earlier generation", metadata: metadata)
+            logger.debug("guest acknowledged an earlier generation", metadata: metadata)
         case .rejected(let why):
             metadata["guest.rejected"] = "\(why)"
-            logger.warning("guest acknowledgement rejected", metadata: metadata)
+            let now = ContinuousClock.now
+            if let last = channels[uuid]?.lastWarning, now - last < Self.warningInterval {
+                logger.debug("guest acknowledgement rejected", metadata: metadata)
+            } else {
+                channels[uuid]?.lastWarning = now
+                logger.warning(
+                    "guest acknowledgement rejected (further ones within a minute are logged at debug)",
+                    metadata: metadata)
+            }
         }
     }
 

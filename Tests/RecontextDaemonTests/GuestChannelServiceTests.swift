@@ -105,6 +105,23 @@ struct GuestChannelServiceTests {
         }
     }
 
+    @Test("a guest replaying its ack costs one metadata write, not one per line")
+    func replayedAck() async throws {
+        let (rig, ports) = try await Self.rig("guest-replay")
+        try await rig.run {
+            #expect(await eventually { Self.told(ports, Self.web.uuid) != nil })
+            let (generation, hash) = try #require(Self.told(ports, Self.web.uuid))
+            await rig.coordinator.waitUntilIdle()
+            let writes = { rig.hypervisor.calls(.setAppliedMetadata).count }
+            let before = writes()
+            ports.port(of: Self.web.uuid)?.guestWrites(String(repeating: Self.ack(generation, hash), count: 6))
+            #expect(await eventually { Self.guestStatus(rig, Self.web.uuid)?.lastAck?.verdict == "accepted" })
+            #expect(await eventually { writes() == before + 1 })
+            await rig.coordinator.waitUntilIdle()
+            #expect(writes() == before + 1)
+        }
+    }
+
     @Test("a flooding guest has its port closed for a while; another guest's ack is taken meanwhile")
     func flood() async throws {
         let (rig, ports) = try await Self.rig("guest-flood")
