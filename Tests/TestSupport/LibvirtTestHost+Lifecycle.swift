@@ -121,11 +121,11 @@ extension LibvirtTestHost {
         guard let process = state.process else { return }
         try? state.stdinWriter?.close()
         state.stdinWriter = nil
-        if !Self.waitForExit(process, seconds: timeout) {
+        if !process.waitForExit(timeout: .seconds(timeout)) {
             process.terminate()
-            if !Self.waitForExit(process, seconds: 5) {
+            if !process.waitForExit(timeout: .seconds(5)) {
                 kill(process.processIdentifier, SIGKILL)
-                _ = Self.waitForExit(process, seconds: 5)
+                _ = process.waitForExit(timeout: .seconds(5))
             }
         }
         state.stdoutReader?.close()
@@ -134,14 +134,5 @@ extension LibvirtTestHost {
         if removeStateDirectoryOnStop {
             try? FileManager.default.removeItem(at: stateDirectory) // normally gone already
         }
-    }
-
-    static func waitForExit(_ process: Process, seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            if Date() > deadline { return false }
-            usleep(5_000)
-        }
-        return true
     }
 }
