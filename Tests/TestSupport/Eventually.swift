@@ -6,7 +6,7 @@ import Foundation
 ///
 /// The one poll helper of the tests: for state that has no event to wait on (a file, another
 /// process, libvirt's view of a domain). Prefer a wait on the condition itself where the code
-/// offers one (a ``Gate``, a continuation, a process's exit: ``ProcessExit``).
+/// offers one (a ``Gate``, a continuation, a process's exit: `Process.exited(within:)`).
 /// - Parameters:
 ///   - timeout: how long to keep looking.
 ///   - interval: the pause between two looks (a look that runs a program wants a longer one).
