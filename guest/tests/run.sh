@@ -42,7 +42,15 @@ export RECONTEXTD_BINARY
 
 # A parent that hands over a signal mask blocking SIGTERM or SIGCHLD (Foundation's Process from a
 # dispatch thread does) makes `wait` hang in busybox ash and TERM never arrive: say so, fast.
-blocked=$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status 2>/dev/null)
+# Read with the shell's own `read`: a command substitution runs while bash blocks SIGCHLD and
+# friends for a moment, and under load the check then saw that mask instead of ours.
+blocked=""
+if [ -r /proc/$$/status ]; then
+    while IFS= read -r status_line; do
+        case "$status_line" in SigBlk:*) blocked=${status_line#SigBlk:} ;; esac
+    done </proc/$$/status
+    blocked=${blocked#"${blocked%%[!	 ]*}"}
+fi
 if [ -n "$blocked" ] && [ $((0x${blocked#"${blocked%?????}"} & 0x14000)) -ne 0 ]; then
     echo "run.sh: started with SIGTERM or SIGCHLD blocked (SigBlk $blocked): start it from a process with a clean signal mask" >&2
     exit 2
