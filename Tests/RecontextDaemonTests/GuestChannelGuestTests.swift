@@ -41,6 +41,9 @@ struct GuestChannelGuestTests {
         var arguments = [
             "/usr/bin/python3", Self.harness.appendingPathComponent("channel-check.py").path,
             "--guest-dir", GuestMigrationTests.guestDirectory, "--rounds", "5", "--idle", "10",
+            // The companion's --watch polls every 30 s instead of every second: on a busy machine it
+            // took the disc first in 4 of 5 changes, and this test is about the channel's path.
+            "--cmdline", "recontext.watch=30",
         ]
         if FileManager.default.isExecutableFile(atPath: RecontextdProcess.binary) {
             arguments += ["--recontextd", RecontextdProcess.binary]
@@ -59,7 +62,7 @@ struct GuestChannelGuestTests {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let figures = try decoder.decode(Figures.self, from: Data(line.utf8))
         #expect(figures.lineToAckMs.count == 5)
-        // The watch (1 s poll) may apply a disc first; the channel must have applied one at least.
+        // A watch poll may still take a disc first; the channel must have applied one at least.
         #expect(figures.triggers.contains("notify"), "\(figures.triggers)")
         print(
             "guest channel: line to ack \(figures.lineToAckMs) ms (median \(figures.lineToAckMedianMs)), "

@@ -91,6 +91,10 @@ skip_reason() {
         iso_images | mount_retry)
             command -v xorriso >/dev/null 2>&1 || echo "needs xorriso (to read ISO images without mounting)"
             ;;
+        channel_port_discovery)
+            [ "$(id -u)" = 0 ] || echo "needs root (mknod)"
+            command -v setsid >/dev/null 2>&1 || echo "needs setsid"
+            ;;
         channel_*)
             command -v setsid >/dev/null 2>&1 || echo "needs setsid"
             ;;
@@ -516,7 +520,7 @@ ALL="first_apply same_generation_twice new_generation same_number_other_hash fai
 concurrent_flock concurrent_mkdir_lock stale_mkdir_lock new_generation_during_hook
 new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up bad_record
 format_from_volume_id iso_images mount_retry watch loop_mount packages channel_apply channel_bad_lines
-channel_reconnect channel_apply_failed channel_other_holder channel_long_ack"
+channel_reconnect channel_apply_failed channel_other_holder channel_long_ack channel_port_discovery"
 
 echo "recontext-apply tests: shell '$TEST_SHELL', tools: $TOOLS, ISO builder: ${RECONTEXTD_BINARY:-genisoimage}"
 passed=0
