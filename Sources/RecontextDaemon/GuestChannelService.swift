@@ -99,7 +99,11 @@ final class GuestChannels {
             await received(message, from: uuid, group: &group)
         case .ended(let uuid, let id):
             guard channels[uuid]?.link?.id == id else { return }
-            await close(uuid, detail: "the port closed (the domain stopped or left, or the connection closed)")
+            await close(uuid, detail: "closed: the port ended (the domain stopped or left, or the connection closed)")
+            await publish(uuid)
+            // The next arrival, insert or run opens it again; until then nothing is kept, so a host
+            // that sees thousands of domains pass keeps records of the ports open now only.
+            channels[uuid] = nil
         case .flooded(let uuid, let id, let until):
             guard channels[uuid]?.link?.id == id else { return }
             logger.warning(
