@@ -386,7 +386,7 @@ struct MetricsLiveTests {
         #expect(final.value("recontextd_reloads_total") == 0)
         let text = try String(contentsOfFile: textfile, encoding: .utf8)
         #expect(!text.contains(name) && !text.contains(uuid), "no VM name or UUID in any label")
-        let allowed = Set(["type", "result", "phase", "le"])
+        let allowed = Set(["type", "result", "phase", "le", "verdict", "reason"])
         #expect(final.allSatisfy { Set($0.labels.keys).isSubset(of: allowed) })
 
         // GET /metrics on the unix socket says the same.
