@@ -67,6 +67,11 @@ public struct EventService: Service {
             context.metrics.recordEvent(type: event.type)
             switch event.kind {
             case .domain(let domainEvent):
+                if case .lifecycle(let domain, .startedMigrated) = domainEvent {
+                    // Open the guest's port while the migration finishes: the guest then resumes
+                    // with the host end connected and reads "generation N" the moment it is sent.
+                    context.guestInbox.yield(.arriving(uuid: domain.uuid))
+                }
                 await context.coordinator.handle(domainEvent, receivedAt: event.receivedAt)
             case .ignored:
                 continue

@@ -50,7 +50,12 @@ final class GuestChannels {
         /// Lines dropped on the ports closed before (the open port counts its own).
         var drops: [GuestLineError.Reason: Int] = [:]
         var lastDrop: GuestLineError?
+        /// When a warning about this guest was last logged (a guest cannot flood the journal).
+        var lastWarning: ContinuousClock.Instant?
     }
+
+    /// At most one warning per guest in this interval; the rest are counted in the metrics.
+    static let warningInterval: Duration = .seconds(60)
 
     let context: DaemonContext
     let opener: any GuestPortOpener
@@ -68,6 +73,8 @@ final class GuestChannels {
 
     func handle(_ item: GuestInbound, group: inout DiscardingTaskGroup) async {
         switch item {
+        case .arriving(let uuid):
+            if channels[uuid]?.link == nil { _ = await open(uuid) }
         case .inserted(let insertion):
             let uuid = insertion.domain.uuid
             channels[uuid, default: Channel()].lastInsertion = insertion
@@ -92,7 +99,11 @@ final class GuestChannels {
             await received(message, from: uuid, group: &group)
         case .ended(let uuid, let id):
             guard channels[uuid]?.link?.id == id else { return }
-            await close(uuid, detail: "the port closed (the domain stopped or left, or the connection closed)")
+            await close(uuid, detail: "closed: the port ended (the domain stopped or left, or the connection closed)")
+            await publish(uuid)
+            // The next arrival, insert or run opens it again; until then nothing is kept, so a host
+            // that sees thousands of domains pass keeps records of the ports open now only.
+            channels[uuid] = nil
         case .flooded(let uuid, let id, let until):
             guard channels[uuid]?.link?.id == id else { return }
             logger.warning(
@@ -122,9 +133,10 @@ final class GuestChannels {
     func received(_ message: GuestMessage, from uuid: String, group: inout DiscardingTaskGroup) async {
         switch message {
         case .hello(let hello):
+            let level: Logger.Level = channels[uuid]?.companionVersion == hello.version ? .debug : .info
             channels[uuid]?.companionVersion = hello.version
-            logger.info(
-                "guest companion said hello",
+            logger.log(
+                level: level, "guest companion said hello",
                 metadata: [
                     "domain.uuid": "\(uuid)", "guest.version": "\(hello.version)",
                     "guest.generation": "\(hello.applied)",
@@ -161,17 +173,30 @@ final class GuestChannels {
             "guest.hooks_failed": "\(ack.failedHooks.map(\.description).joined(separator: ","))",
         ]
         if let latency { metadata["guest.latency_ms"] = "\(Int(latency.milliseconds.rounded()))" }
+        if let milliseconds = ack.milliseconds { metadata["guest.apply_ms"] = "\(milliseconds)" }
         switch verdict {
         case .accepted:
+            guard let record, let guest = record.guest else {
+                logger.debug("guest repeated its acknowledgement", metadata: metadata)
+                return
+            }
             let text = latency.map { " in \(Int($0.milliseconds.rounded())) ms" } ?? ""
             let level: Logger.Level = ack.result == .ok ? .notice : .warning
             logger.log(level: level, "guest applied generation \(ack.generation)\(text)", metadata: metadata)
-            if let record, let guest = record.guest { recordInMetadata(guest, uuid: uuid, group: &group) }
+            recordInMetadata(guest, uuid: uuid, group: &group)
         case .stale:
-            logger.info("guest acknowledged an earlier generation", metadata: metadata)
+            logger.debug("guest acknowledged an earlier generation", metadata: metadata)
         case .rejected(let why):
             metadata["guest.rejected"] = "\(why)"
-            logger.warning("guest acknowledgement rejected", metadata: metadata)
+            let now = ContinuousClock.now
+            if let last = channels[uuid]?.lastWarning, now - last < Self.warningInterval {
+                logger.debug("guest acknowledgement rejected", metadata: metadata)
+            } else {
+                channels[uuid]?.lastWarning = now
+                logger.warning(
+                    "guest acknowledgement rejected (further ones within a minute are logged at debug)",
+                    metadata: metadata)
+            }
         }
     }
 

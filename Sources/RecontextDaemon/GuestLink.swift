@@ -3,6 +3,8 @@ import Synchronization
 
 /// What reaches the channel service (``GuestChannelService``), in order.
 enum GuestInbound: Sendable {
+    /// A domain is arriving by migration (STARTED/MIGRATED): its port can be opened already.
+    case arriving(uuid: String)
     /// A new image is in a domain's drive (from the pipeline).
     case inserted(Insertion)
     /// A run of a domain ended: what it left, and whether the domain asked for the channel.

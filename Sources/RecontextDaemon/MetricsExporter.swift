@@ -31,7 +31,7 @@ public final class MetricsExporter: Service, Sendable {
     private let lastWriteFailed = Mutex(false)
 
     /// The factory with this daemon's histogram buckets: phase and run durations from 1 ms to
-    /// 30 s, event-to-inserted latency from 10 ms to 2 min.
+    /// 30 s, event-to-inserted latency from 10 ms to 2 min, event to guest applied from 25 ms to 30 s.
     public static func makeFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
         let phases: [Duration] = [
@@ -45,6 +45,11 @@ public final class MetricsExporter: Service, Sendable {
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
             .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
             .seconds(120),
+        ]
+        // The guest applies in tens of milliseconds (the channel) to seconds (a media poll).
+        factory.durationHistogramBuckets[GuestMetrics.Name.eventToGuestApplied] = [
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(150), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30),
         ]
         return factory
     }

@@ -532,6 +532,21 @@ class Supervisor:
         self.drain_wakeups()
         self.reap()
 
+    def wait_until(self, done, deadline: float, interval: float | None = None) -> bool:
+        """Waits until `done()` holds or the monotonic `deadline` passes; returns `done()`.
+
+        The harness's one wait. With `interval` None the awaited thing is a child's exit: SIGCHLD
+        wakes sleep(), so it waits for the event itself. Otherwise nothing announces it (a file,
+        a process that is not our child) and it looks every `interval` seconds, still waking at
+        once on a signal.
+        """
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return done()
+            self.sleep(left if interval is None else min(interval, left))
+        return True
+
     def emit(self, obj: dict) -> None:
         data = (json.dumps(obj) + "\n").encode()
         while data:
@@ -560,14 +575,18 @@ class Supervisor:
     # -- daemons
 
     def wait_file(self, path: str, daemon: Daemon, deadline: float) -> None:
-        while not os.path.exists(path):
+        def created() -> bool:
+            if os.path.exists(path):
+                return True
             if not daemon.alive:
                 raise HarnessError(f"{daemon.name} {daemon.describe_exit()} during start-up", self.log_tail())
-            if time.monotonic() > deadline:
-                raise HarnessError(f"{daemon.name} did not create {path} in time", self.log_tail())
-            self.sleep(0.01)
             if self.pending & {signal.SIGTERM, signal.SIGINT}:
                 raise HarnessError("interrupted during start-up")
+            return False
+
+        # A daemon creates its socket unannounced: look every 10 ms (its death wakes us at once).
+        if not self.wait_until(created, deadline, interval=0.01):
+            raise HarnessError(f"{daemon.name} did not create {path} in time", self.log_tail())
 
     def run_command(self, argv: list[str], timeout: float) -> tuple[int | None, str]:
         """Runs a short command to completion while still reaping orphans.
@@ -584,9 +603,7 @@ class Supervisor:
         cmd.start(pdeathsig=True)
         self.daemons.append(cmd)
         try:
-            end = time.monotonic() + timeout
-            while cmd.alive and time.monotonic() < end:
-                self.sleep(0.01)
+            self.wait_until(lambda: not cmd.alive, time.monotonic() + timeout)
             if cmd.alive:
                 self.stop_pid(cmd.pid, cmd.name, 1.0, lambda: not cmd.alive)
                 return None, tail(cmd.out_path)
@@ -597,20 +614,24 @@ class Supervisor:
 
     def wait_libvirtd_ready(self, deadline: float) -> None:
         self.wait_file("/run/libvirt/libvirt-sock", self.libvirtd, deadline)
-        while True:
+        detail = ""
+
+        def answers() -> bool:
+            nonlocal detail
             # Connecting blocks until libvirtd has initialised its drivers; `version` also needs
             # the QEMU driver (its capabilities probe), so this is "ready for domains".
             left = max(1.0, deadline - time.monotonic())
             code, out = self.run_command([VIRSH, "-c", "qemu:///system", "version"], left)
-            ok = code == 0
+            if code == 0:
+                return True
             detail = out.strip() if code is not None else "virsh version timed out"
-            if ok:
-                return
             if not self.libvirtd.alive:
                 raise HarnessError(f"libvirtd {self.libvirtd.describe_exit()} during start-up", self.log_tail())
-            if time.monotonic() > deadline:
-                raise HarnessError(f"libvirtd did not answer: {detail}", self.log_tail())
-            self.sleep(0.05)
+            return False
+
+        # Asked again every 50 ms: libvirtd says nothing when it is ready.
+        if not self.wait_until(answers, deadline, interval=0.05):
+            raise HarnessError(f"libvirtd did not answer: {detail}", self.log_tail())
 
     def start_libvirtd(self) -> None:
         self.libvirtd.start(pdeathsig=not self.in_pid_ns)
@@ -644,9 +665,9 @@ class Supervisor:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            end = time.monotonic() + wait
-            while any(not gone(p) for p in left) and time.monotonic() < end:
-                self.sleep(0.01)
+            # Our children's (and reparented QEMUs') exits wake the wait; the 50 ms looks are for
+            # a process that is not our child.
+            self.wait_until(lambda: all(gone(p) for p in left), time.monotonic() + wait, interval=0.05)
         for pid, name in names.items():
             if not gone(pid):
                 log(f"{name} (pid {pid}) survived SIGKILL")
@@ -677,9 +698,8 @@ class Supervisor:
             self.stop_pids({p: f"qemu {p}" for p in qemus}, 5.0, lambda p: _is_zombie_reaped(p, self))
             # Let libvirtd notice the monitor EOFs and clear its status files, so that a later
             # harness on the same STATE does not find stale running domains.
-            end = time.monotonic() + 3.0
-            while self.libvirtd.alive and _domain_pid_files() and time.monotonic() < end:
-                self.sleep(0.01)
+            self.wait_until(
+                lambda: not self.libvirtd.alive or not _domain_pid_files(), time.monotonic() + 3.0, interval=0.01)
         t1 = time.monotonic()
         self.stop_daemon(self.libvirtd)
         t2 = time.monotonic()

@@ -20,6 +20,7 @@ struct ReproducibilityTests {
     func wallClockDoesNotLeak() throws {
         let image = Fixtures.contextImage(volumeID: "cidata")
         let first = SHA256.hex(try ISOBuilder().makeImage(image))
+        // A sleep on purpose: the wall clock must move past a second between the builds.
         Thread.sleep(forTimeInterval: 1.1)
         #expect(SHA256.hex(try ISOBuilder().makeImage(image)) == first)
     }

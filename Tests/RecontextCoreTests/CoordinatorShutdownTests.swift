@@ -90,7 +90,12 @@ struct CoordinatorShutdownTests {
         let cancelled = Collected<Bool>()
         let harness = CoordinatorHarness(concurrency: 2) { work in
             // A run that only ends when cancelled (a libvirt call stuck until the keepalive).
-            while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+            let stuck = Gate()
+            await withTaskCancellationHandler {
+                await stuck.wait()
+            } onCancel: {
+                stuck.open()
+            }
             cancelled.append(true)
             return Self.report(work, .failed(phase: .insert, message: "cancelled", transient: true))
         }

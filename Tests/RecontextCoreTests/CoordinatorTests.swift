@@ -190,6 +190,7 @@ struct CoordinatorRunTests {
                     await scheduler.submit(
                         SchedulerHarness.domain(index).uuid, trigger: round == 0 ? .started : .reconcile)
                 }
+                // A sleep on purpose: paces the storm, so that later bursts meet runs in flight.
                 if round % 4 == 0 { try? await Task.sleep(for: .milliseconds(2)) }
             }
             await scheduler.waitUntilIdle()

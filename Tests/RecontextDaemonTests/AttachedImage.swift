@@ -14,19 +14,16 @@ enum AttachedImage {
         every interval: Duration = .milliseconds(50), visible: (String) -> String = { $0 },
         accept: (Domain, String, ContextImageReader.Image) -> Bool
     ) async throws -> (path: String, image: ContextImageReader.Image)? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let domain = try? connection.domain(named: name),
+        await eventuallyValue(timeout: timeout, every: interval) {
+            () -> (path: String, image: ContextImageReader.Image)? in
+            guard let domain = try? connection.domain(named: name),
                 let source = try? domain.cdroms().first?.sourceFile,
                 source.hasPrefix(directory + "/"),
                 let image = try? ContextImageReader.read(visible(source)),
                 accept(domain, source, image)
-            {
-                return (source, image)
-            }
-            try await Task.sleep(for: interval)
+            else { return nil }
+            return (source, image)
         }
-        return nil
     }
 
     /// True when the domain's applied state (live) names `source`: the run is over, not only the

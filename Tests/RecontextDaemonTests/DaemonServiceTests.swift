@@ -34,7 +34,7 @@ struct DaemonServiceTests {
 
         init(
             _ label: String, budget: String = "40", endpoint: String = "10.0.0.1:9100",
-            guestPorts: (any GuestPortOpener)? = nil
+            guestPorts: (any GuestPortOpener)? = nil, metrics: MetricsRecorder = MetricsRecorder()
         ) async throws {
             directory = try TestDirectories.makeImageDirectory("daemon-services-\(label)")
             try Self.writeConfig(directory: directory, endpoint: endpoint, budget: budget)
@@ -50,7 +50,7 @@ struct DaemonServiceTests {
             daemon = try await Daemon(
                 options: options, configuration: configuration, hypervisor: hypervisor, events: events,
                 logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, readiness: { readiness.append($0) },
-                guestPorts: guestPorts)
+                metrics: metrics, guestPorts: guestPorts)
             group = daemon.serviceGroup(reloads: reloads)
         }
 

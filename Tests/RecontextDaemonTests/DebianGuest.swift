@@ -143,19 +143,17 @@ enum DebianGuest {
     }
 
     /// Waits for a line of `kind` whose fields include `fields`, after the first `after` lines;
-    /// returns it and the time waited. Reads the log every 50 ms (it grows to some 100 KiB).
+    /// returns it and the time waited. Looks every 50 ms (the log grows to some 100 KiB).
     static func waitForLine(
         _ serialLog: String, kind: String, fields: [String: String] = [:], after: Int = 0, timeout: Duration
     ) async -> (ConsoleLine, Duration)? {
         let clock = ContinuousClock()
         let start = clock.now
-        while clock.now - start < timeout {
-            let found = consoleLines(serialLog).dropFirst(after).first { line in
+        let found = await eventuallyValue(timeout: timeout, every: .milliseconds(50)) {
+            consoleLines(serialLog).dropFirst(after).first { line in
                 line.kind == kind && fields.allSatisfy { line.fields[$0.key] == $0.value }
             }
-            if let found { return (found, clock.now - start) }
-            try? await Task.sleep(for: .milliseconds(50))
         }
-        return nil
+        return found.map { ($0, clock.now - start) }
     }
 }

@@ -95,7 +95,7 @@ struct DebianGuestTests {
             DebianGuest.metadata(channel: true), key: "recontext", namespace: ContextMetadata.namespaceURI,
             impact: [.live, .config])
         var row: [String: Any] = [:]
-        let hello = await eventually(timeout: .seconds(90)) {
+        let hello = await eventually(timeout: .seconds(90), every: .milliseconds(500)) {
             row = Self.status(name, on: host, hosts: hosts)
             return (row["guest_channel"] as? [String: Any])?["companion_version"] is String
         }
@@ -174,7 +174,7 @@ struct DebianGuestTests {
         _ name: String, generation: String, on host: LibvirtTestHost, hosts: MigrationTests.TwoHosts
     ) async throws {
         var row: [String: Any] = [:]
-        let found = await eventually(timeout: .seconds(30)) {
+        let found = await eventually(timeout: .seconds(30), every: .milliseconds(500)) {
             row = Self.status(name, on: host, hosts: hosts)
             return (row["guest_generation"] as? NSNumber)?.stringValue == generation
                 && row["guest_result"] as? String == "ok"

@@ -63,7 +63,7 @@ struct DomainSessionTests {
                             $0.now += 1
                             $0.most = max($0.most, $0.now)
                         }
-                        usleep(2_000)
+                        usleep(2_000) // a sleep on purpose: a blocking job, so that jobs overlap
                         running.state.withLock { $0.now -= 1 }
                         return index
                     }

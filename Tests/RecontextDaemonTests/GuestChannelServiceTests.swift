@@ -1,4 +1,5 @@
 import Foundation
+import Prometheus
 import RecontextCore
 import RecontextDaemon
 import TestSupport
@@ -15,9 +16,10 @@ struct GuestChannelServiceTests {
     static let none = DomainIdentity(name: "plain1", uuid: "4d9f1a6b-7c8e-4fa0-a123-456789abcdef")
 
     /// A rig with `web` and `db` on the channel, `add1` asking for it, `plain1` without it.
-    static func rig(_ label: String) async throws -> (Rig, FakeGuestPorts) {
+    static func rig(_ label: String, metrics: MetricsRecorder = MetricsRecorder()) async throws -> (Rig, FakeGuestPorts)
+    {
         let ports = FakeGuestPorts()
-        let rig = try await Rig(label, guestPorts: ports)
+        let rig = try await Rig(label, guestPorts: ports, metrics: metrics)
         for identity in [db, addMe, none] {
             let metadata =
                 identity == addMe
@@ -102,6 +104,49 @@ struct GuestChannelServiceTests {
             let status = try #require(Self.guestStatus(rig, Self.web.uuid))
             #expect(status.dropped == ["unknown-version": 1, "not-printable-ascii": 1, "oversized": 1])
             #expect(await rig.coordinator.applied(of: Self.db.uuid)?.guest == nil, "db's record is db's own")
+        }
+    }
+
+    @Test("the metrics: acks by verdict and result, drops by reason, the latency histogram, open ports, lagging guests")
+    func metrics() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let recorder = MetricsRecorder(factory: MetricsExporter.makeFactory(registry: registry))
+        let (rig, ports) = try await Self.rig("guest-metrics", metrics: recorder)
+        try await rig.run {
+            #expect(
+                await eventually { Self.told(ports, Self.web.uuid) != nil && Self.told(ports, Self.db.uuid) != nil })
+            let (generation, hash) = try #require(Self.told(ports, Self.web.uuid))
+            ports.port(of: Self.web.uuid)?.guestWrites(
+                "junk\n" + Self.ack(generation, hash) + Self.ack(generation + 5, hash))
+            #expect(await eventually { Self.guestStatus(rig, Self.web.uuid)?.lastAck?.verdict == "rejected" })
+            #expect(await eventually { registry.emitToString().contains("recontextd_guests_lagging 2.0") })
+            let text = registry.emitToString()
+            for line in [
+                #"recontextd_guest_acks_total{verdict="accepted",result="ok"} 1"#,
+                #"recontextd_guest_acks_total{verdict="rejected",result="ok"} 1"#,
+                #"recontextd_guest_lines_dropped_total{reason="malformed"} 1"#,
+                "recontextd_guest_channels_open 3.0",
+                "recontextd_event_to_guest_applied_seconds_count 1",
+            ] {
+                #expect(text.contains(line), "\(line) in:\n\(text)")
+            }
+        }
+    }
+
+    @Test("a guest replaying its ack costs one metadata write, not one per line")
+    func replayedAck() async throws {
+        let (rig, ports) = try await Self.rig("guest-replay")
+        try await rig.run {
+            #expect(await eventually { Self.told(ports, Self.web.uuid) != nil })
+            let (generation, hash) = try #require(Self.told(ports, Self.web.uuid))
+            await rig.coordinator.waitUntilIdle()
+            let writes = { rig.hypervisor.calls(.setAppliedMetadata).count }
+            let before = writes()
+            ports.port(of: Self.web.uuid)?.guestWrites(String(repeating: Self.ack(generation, hash), count: 6))
+            #expect(await eventually { Self.guestStatus(rig, Self.web.uuid)?.lastAck?.verdict == "accepted" })
+            #expect(await eventually { writes() == before + 1 })
+            await rig.coordinator.waitUntilIdle()
+            #expect(writes() == before + 1)
         }
     }
 

@@ -28,14 +28,13 @@ struct GuestMigrationTests {
     )? {
         let clock = ContinuousClock()
         let start = clock.now
-        while clock.now - start < timeout {
+        return await eventuallyValue(timeout: timeout, every: .milliseconds(20)) { () -> (String, Duration)? in
             let lines = guestLines(serialLog)
-            if lines.count > after, let line = lines[after...].first(where: { $0.contains(fragment) }) {
-                return (line, clock.now - start)
+            guard lines.count > after, let line = lines[after...].first(where: { $0.contains(fragment) }) else {
+                return nil
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            return (line, clock.now - start)
         }
-        return nil
     }
 
     @Test("A to B and back to A: the guest prints each destination's monitoring endpoint")

@@ -209,13 +209,10 @@ struct JournaldLiveTests {
                 RecontextdProcess.binary, "run", "--config", config, "--state-dir", directory + "/state",
                 "--log-target", "journal",
             ])
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try await !journald.read(["SYSLOG_IDENTIFIER=recontextd"]).contains(where: {
-            $0["MESSAGE"]?.hasPrefix("connected to libvirt") == true
-        }),
-            ContinuousClock.now < deadline
-        {
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually(timeout: .seconds(30), every: .milliseconds(50)) {
+            try await journald.read(["SYSLOG_IDENTIFIER=recontextd"]).contains {
+                $0["MESSAGE"]?.hasPrefix("connected to libvirt") == true
+            }
         }
 
         _ = try host.virsh(["start", name])

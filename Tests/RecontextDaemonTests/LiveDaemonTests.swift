@@ -66,13 +66,11 @@ struct LiveDaemonTests {
         _ connection: Connection, _ name: String, directory: String, other previous: String? = nil,
         timeout: Duration = .seconds(30)
     ) async throws -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        try await eventuallyValue(timeout: timeout, every: .milliseconds(50)) { () -> String? in
             let source = try connection.domain(named: name).cdroms().first?.sourceFile
-            if let source, source.hasPrefix(directory + "/"), source != previous { return source }
-            try await Task.sleep(for: .milliseconds(50))
+            guard let source, source.hasPrefix(directory + "/"), source != previous else { return nil }
+            return source
         }
-        return nil
     }
 
     /// Polls until the domain's CD-ROM holds one of our images whose `path` file satisfies
@@ -89,12 +87,7 @@ struct LiveDaemonTests {
     /// Waits until `path` no longer exists (the pipeline removes an old image only after the new
     /// one is attached live and in the persistent definition, a moment after the swap).
     static func waitUntilGone(_ path: String, timeout: Duration = .seconds(10)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if !FileManager.default.fileExists(atPath: path) { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+        await eventually(timeout: timeout, every: .milliseconds(20)) { !FileManager.default.fileExists(atPath: path) }
     }
 
     static func defineVM(
@@ -202,6 +195,7 @@ struct LiveDaemonTests {
         daemon.signal(SIGHUP)
         #expect(await daemon.waitForLog("reloading configuration", count: 2))
         #expect(await daemon.waitForLog("context unchanged"))
+        // A sleep on purpose: nothing may change within it (a wrong swap would come right after).
         try await Task.sleep(for: .milliseconds(300))
         #expect(try connection.domain(named: managed).cdroms().first?.sourceFile == third)
 
@@ -345,10 +339,8 @@ struct LiveDaemonTests {
         // Once the daemon's run is over (it holds libvirt's job on the domain until then), swap
         // the media by hand; retried, as libvirt refuses a change while another job runs.
         #expect(await daemon.waitForLog("context applied"))
-        var swapped = false
-        for _ in 0..<20 where !swapped {
-            swapped = (try? host.virsh(["change-media", name, "sda", foreign, "--update", "--live", "--force"])) != nil
-            if !swapped { try await Task.sleep(for: .milliseconds(250)) }
+        let swapped = await eventually(timeout: .seconds(5), every: .milliseconds(250)) {
+            (try? host.virsh(["change-media", name, "sda", foreign, "--update", "--live", "--force"])) != nil
         }
         #expect(swapped)
         #expect(try connection.domain(named: name).cdroms().first?.sourceFile == foreign)

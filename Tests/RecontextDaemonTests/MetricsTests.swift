@@ -163,10 +163,10 @@ struct MetricsTests {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
             return text.contains("recontextd_pipeline_runs_total{result=\"applied\"} \(count)\n")
         }
-        try await Self.poll { written(0) }
+        try await eventually("the textfile with no runs", every: .milliseconds(20)) { written(0) }
         exporter.recorder.recordRun(Self.report("u1", .applied(Self.applied)))
         exporter.recorder.recordRun(Self.report("u2", .applied(Self.applied)))
-        try await Self.poll { written(2) }
+        try await eventually("the textfile with two applied runs", every: .milliseconds(20)) { written(2) }
         #expect(refreshed.count >= 2)
         let samples = try await PrometheusTextParser.parse(try String(contentsOfFile: path, encoding: .utf8))
         #expect(samples.value("recontextd_pipeline_runs_total", ["result": "applied"]) == 2)
@@ -186,7 +186,7 @@ struct MetricsTests {
         let refreshed = RefreshCount()
         exporter.setRefresh { refreshed.add() }
         let task = Task { try await exporter.run() }
-        try await Self.poll { refreshed.count >= 5 }
+        try await eventually("five refreshes", every: .milliseconds(20)) { refreshed.count >= 5 }
         task.cancel()
         _ = try? await task.value
     }
@@ -281,18 +281,6 @@ struct MetricsTests {
             _ = try MetricsHTTPResponder(address: .tcp(host: host, port: 9466)) { "" }
         }
     }
-
-    /// Polls `condition` every 20 ms for up to 60 s (generous: the whole suite shares two cores).
-    static func poll(_ condition: @escaping @Sendable () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 60 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
 }
 
 /// Counts refresh calls (the exporter samples gauges before each write).
@@ -357,14 +345,9 @@ struct MetricsLiveTests {
             return try await PrometheusTextParser.parse(text)
         }
         func wait(_ what: String, _ condition: ([PrometheusTextParser.Sample]) -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(60)
-            while try await !condition(samples()) {
-                guard ContinuousClock.now < deadline else {
-                    let last = try await samples()
-                    Issue.record("\(what): not in the textfile within 60 s\n\(last)\nlog:\n\(daemon.logText)")
-                    return
-                }
-                try await Task.sleep(for: .milliseconds(100))
+            if try await !eventually(every: .milliseconds(100), { try await condition(samples()) }) {
+                let last = try await samples()
+                Issue.record("\(what): not in the textfile within 60 s\n\(last)\nlog:\n\(daemon.logText)")
             }
         }
         let applied = ["result": "applied"]
@@ -403,7 +386,7 @@ struct MetricsLiveTests {
         #expect(final.value("recontextd_reloads_total") == 0)
         let text = try String(contentsOfFile: textfile, encoding: .utf8)
         #expect(!text.contains(name) && !text.contains(uuid), "no VM name or UUID in any label")
-        let allowed = Set(["type", "result", "phase", "le"])
+        let allowed = Set(["type", "result", "phase", "le", "verdict", "reason"])
         #expect(final.allSatisfy { Set($0.labels.keys).isSubset(of: allowed) })
 
         // GET /metrics on the unix socket says the same.
@@ -433,9 +416,10 @@ struct MetricsLiveTests {
         #expect(await daemon.waitForLog("run failed"), "\(daemon.logText)")
         var response = try MetricsHTTPClient.request(host: "127.0.0.1", port: port)
         // The run is recorded just after its log line.
-        for _ in 0..<50 where !response.body.contains("result=\"failed\"} 1") {
-            try await Task.sleep(for: .milliseconds(20))
+        try await eventually(timeout: .seconds(5), every: .milliseconds(20)) {
+            if response.body.contains("result=\"failed\"} 1") { return true }
             response = try MetricsHTTPClient.request(host: "127.0.0.1", port: port)
+            return false
         }
         let samples = try await PrometheusTextParser.parse(response.body)
         #expect(samples.value("recontextd_pipeline_runs_total", ["result": "failed"]) == 1)

@@ -258,6 +258,7 @@ struct MigratedAwayTests {
                     Self.metadata(role: "r1"), key: "recontext", namespace: ContextMetadata.namespaceURI,
                     impact: [.live, .config])
                 let changed = ContinuousClock.now
+                // A sleep on purpose: the migration starts `delay` ms into the run (what is tested).
                 if outcome.delay > 0 { try await Task.sleep(for: .milliseconds(outcome.delay)) }
                 outcomes[index].migrationStartedAfter = Self.milliseconds(ContinuousClock.now - changed)
                 let (a, b, name, p2p) = (rig.a, rig.b, outcome.name, outcome.p2p)
@@ -282,23 +283,19 @@ struct MigratedAwayTests {
             // A's collection (every second, no grace) leaves nothing of the VMs that left.
             let uuids = outcomes.map(\.uuid)
             var remainingOnA: [String] = []
-            let deadline = ContinuousClock.now + .seconds(30)
-            repeat {
-                try await Task.sleep(for: .milliseconds(300))
+            await eventually(timeout: .seconds(30), every: .milliseconds(300)) {
                 remainingOnA = rig.files(on: rig.a).filter { file in
                     file.hasPrefix(".") || uuids.contains { file.contains($0) }
                 }
-            } while !remainingOnA.isEmpty && ContinuousClock.now < deadline
+                return remainingOnA.isEmpty
+            }
             // A transiently failed run is retried 5 s later: let every retry finish before reading.
-            let retryDeadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < retryDeadline,
-                outcomes.contains(where: { outcome in
+            await eventually(timeout: .seconds(20), every: .milliseconds(250)) {
+                !outcomes.contains { outcome in
                     Self.runs(of: outcome.uuid, in: rig.daemonA.logText.dropFirst(logStart)).last.map {
                         $0.result == "failed" && $0.transient
                     } ?? true
-                })
-            {
-                try await Task.sleep(for: .milliseconds(250))
+                }
             }
             let elapsed = ContinuousClock.now - started
             let logA = rig.daemonA.logText.dropFirst(logStart)
@@ -485,6 +482,7 @@ struct MigratedAwayTests {
             case "$1" in
             probe-*)
                 touch '\(directory)/entered-'"$1"
+                # Polls: a release file also holds when it comes before the hook runs.
                 while [ ! -e '\(directory)/release-'"$1" ]; do sleep 0.02; done ;;
             esac
         fi
@@ -535,13 +533,10 @@ struct MigratedAwayTests {
                         return "\(error)"
                     }
                 }
-                let deadline = ContinuousClock.now + .seconds(30)
-                while ContinuousClock.now < deadline,
-                    !FileManager.default.fileExists(atPath: rig.root + "/entered-\(name)")
-                {
-                    try await Task.sleep(for: .milliseconds(20))
+                let entered = await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                    FileManager.default.fileExists(atPath: rig.root + "/entered-\(name)")
                 }
-                #expect(FileManager.default.fileExists(atPath: rig.root + "/entered-\(name)"), "B's hook never ran")
+                #expect(entered, "B's hook never ran")
                 return task
             }
             func release(_ name: String) {
@@ -558,6 +553,7 @@ struct MigratedAwayTests {
                 returned.flag.withLock { $0 = true }
                 return result
             }
+            // A sleep on purpose: the change must not return within it, while the migration holds the job.
             try await Task.sleep(for: .seconds(2))
             let returnedWhileHeld = returned.flag.withLock { $0 }
             release(names[0])
@@ -594,12 +590,10 @@ struct MigratedAwayTests {
             let slowError = await slow.value
             let onB = try await rig.waitForContent(names[1], on: rig.b, "endpoint=\(Rig.endpointB) role=p")
             // The daemon's run ends once its next attempt finds the domain gone.
-            let deadline = ContinuousClock.now + .seconds(60)
             var daemonRuns: [LoggedRun] = []
-            while ContinuousClock.now < deadline {
+            await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
                 daemonRuns = Self.runs(of: slowIdentity.uuid, in: rig.daemonA.logText.dropFirst(logStart))
-                if daemonRuns.contains(where: { $0.result != "unchanged" }) { break }
-                try await Task.sleep(for: .milliseconds(200))
+                return daemonRuns.contains { $0.result != "unchanged" }
             }
             let retries = rig.daemonA.logText.dropFirst(logStart).split(separator: "\n").filter {
                 $0.contains(slowIdentity.uuid) && $0.contains("failed, retrying")

@@ -72,7 +72,7 @@ struct NotifyTests {
 
         // WATCHDOG=1 at half the timeout: every 500 ms.
         let windowStart = ContinuousClock.now
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(3)) // a sleep on purpose: the window the pings are counted in
         let windowEnd = ContinuousClock.now
         let pings = listener.messages.filter {
             $0.text == "WATCHDOG=1" && $0.time >= windowStart && $0.time <= windowEnd
@@ -120,7 +120,7 @@ struct NotifyTests {
             ["run", "--config", config, "--state-dir", directory + "/state"],
             environment: ["NOTIFY_SOCKET": listener.path])
         #expect(await listener.waitFor { $0.assignments["READY"] == "1" } != nil, "\(daemon.logText)")
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .milliseconds(500)) // a sleep on purpose: no WATCHDOG=1 may come within it
         let status = await daemon.stop(timeout: .seconds(60))
         #expect(status == 0, "\(daemon.logText)")
         #expect(!listener.messages.contains { $0.text == "WATCHDOG=1" })

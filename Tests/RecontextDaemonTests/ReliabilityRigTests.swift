@@ -149,14 +149,11 @@ final class ReliabilityRig: @unchecked Sendable {
     /// Waits until `status` says every one of `names` is in sync; returns the ones that are not.
     func waitInSync(_ names: [String]? = nil, timeout: Duration = .seconds(60)) async -> [String] {
         let names = names ?? self.names
-        let deadline = ContinuousClock.now + timeout
         var lagging = names
-        while ContinuousClock.now < deadline {
-            if let rows = try? status() {
-                lagging = names.filter { rows[$0]?["in_sync"] as? Bool != true }
-                if lagging.isEmpty { return [] }
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+        await eventually(timeout: timeout, every: .milliseconds(100)) {
+            guard let rows = try? status() else { return false }
+            lagging = names.filter { rows[$0]?["in_sync"] as? Bool != true }
+            return lagging.isEmpty
         }
         return lagging
     }

@@ -31,26 +31,31 @@ struct ReliabilityTests {
         // while libvirtd is away), the host variable changes and the daemon gets SIGHUP.
         let started = ContinuousClock.now
         let restart = Task.detached { try rig.host.restartLibvirtd() }
+        // A sleep on purpose: the changes below start while the restart is under way.
         try await Task.sleep(for: .milliseconds(30))
         try rig.writeConfig(endpoint: "http://mon-2.example:9090")
         daemon.signal(SIGHUP)
         var failedAttempts = 0
         var changedAt: [Date] = []
+        var lastError: (any Error)?
         for name in names {
-            while true {
+            let changed = await eventually(
+                timeout: .seconds(60) - (ContinuousClock.now - started), every: .milliseconds(50)
+            ) {
                 do {
                     let connection = try Connection.open(rig.host.uri)
                     defer { connection.close() }
                     try rig.setMetadata(name, ReliabilityRig.metadata(role: "db"), connection: connection)
                     changedAt.append(Date())
-                    break
+                    return true
                 } catch {
                     failedAttempts += 1
-                    #expect(ContinuousClock.now - started < .seconds(60), "libvirtd did not come back: \(error)")
-                    if ContinuousClock.now - started > .seconds(60) { return }
-                    try await Task.sleep(for: .milliseconds(50))
+                    lastError = error
+                    return false
                 }
             }
+            #expect(changed, "libvirtd did not come back: \(String(describing: lastError))")
+            if !changed { return }
         }
         try await restart.value
         let changesDone = ContinuousClock.now - started
@@ -177,6 +182,7 @@ struct ReliabilityTests {
                 daemon.signal(SIGCONT)
             } else {
                 daemon.signal(SIGCONT)
+                // A sleep on purpose: the reload lands at a different point of the reconnect each round.
                 try await Task.sleep(for: .milliseconds(10 * round))
                 daemon.signal(SIGHUP)
             }
@@ -271,6 +277,7 @@ struct ReliabilityTests {
             role = "r\(round)"
             for name in names { try rig.setMetadata(name, ReliabilityRig.metadata(role: role), connection: connection) }
             let delay = Int.random(in: 0..<150, using: &random)
+            // A sleep on purpose: the kill lands at a random point of the pipeline (what is tested).
             try await Task.sleep(for: .milliseconds(delay))
             daemon.signal(SIGKILL)
             _ = await daemon.stop(timeout: .seconds(5))
@@ -306,10 +313,9 @@ struct ReliabilityTests {
         let lagging = await rig.waitInSync(timeout: .seconds(60))
         #expect(lagging.isEmpty, "\(lagging)\n\(daemon.logText)")
         var final = try rig.inspect(connection: connection)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while (!final.orphans.isEmpty || !final.temporaries.isEmpty) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(250))
+        try await eventually(timeout: .seconds(20), every: .milliseconds(250)) {
             final = try rig.inspect(connection: connection)
+            return final.orphans.isEmpty && final.temporaries.isEmpty
         }
         #expect(await daemon.stop() == 0)
         #expect(final.orphans.isEmpty, "orphans after collection: \(final.orphans)")
@@ -429,13 +435,18 @@ struct ReliabilityTests {
         let before = daemon.logText.count
         for (index, name) in names.enumerated() {
             try rig.setMetadata(name, ReliabilityRig.metadata(role: "r1", extraFiles: file), connection: connection)
+            // A sleep on purpose: each VM goes away at a different point of its run (what is tested).
             try await Task.sleep(for: .milliseconds(2 + 7 * index))
             let domain = try connection.domain(named: name)
             try domain.destroy()
             if index % 2 == 1 { try domain.undefine() }
         }
         rig.names.removeAll { names.contains($0) && names.firstIndex(of: $0)! % 2 == 1 }
-        try await Task.sleep(for: .seconds(3))
+        // Every VM's run has ended: a line with its result each.
+        await eventually(timeout: .seconds(30), every: .milliseconds(50)) {
+            let lines = daemon.logText.dropFirst(before).split(separator: "\n").filter { $0.contains(" result=") }
+            return names.allSatisfy { name in lines.contains { $0.contains(uuids[name]!) } }
+        }
         let log = daemon.logText.dropFirst(before)
         var outcomes: [String: String] = [:]
         for name in names {
@@ -460,10 +471,8 @@ struct ReliabilityTests {
         #expect(!daemon.logText.contains("Fatal error"))
         // No leftovers: the images of undefined domains are collected; a destroyed persistent
         // domain keeps the one its definition names.
-        let deadline = ContinuousClock.now + .seconds(10)
         var remaining: [String] = []
-        repeat {
-            try await Task.sleep(for: .milliseconds(300))
+        await eventually(timeout: .seconds(10), every: .milliseconds(300)) {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: rig.images)) ?? []
             remaining = names.enumerated().flatMap { index, name -> [String] in
                 let mine = files.filter { $0.contains(uuids[name]!) }
@@ -471,7 +480,8 @@ struct ReliabilityTests {
                 let kept = try? connection.domain(named: name).cdroms(inactive: true).first?.sourceFile
                 return mine.filter { rig.images + "/" + $0 != kept }
             }
-        } while !remaining.isEmpty && ContinuousClock.now < deadline
+            return remaining.isEmpty
+        }
         #expect(remaining.isEmpty, "leftovers: \(remaining)\n\(daemon.logText)")
 
         // A burst: ten metadata changes to one VM in a row.
@@ -481,6 +491,7 @@ struct ReliabilityTests {
             try rig.setMetadata(burst, ReliabilityRig.metadata(role: "b\(step)"), connection: connection)
         }
         #expect(await rig.waitInSync([burst]).isEmpty)
+        // A sleep on purpose: the window in which a follow-up run of the burst is still counted.
         try await Task.sleep(for: .milliseconds(500))
         let burstLog = daemon.logText.dropFirst(burstStart)
         let applied = countLines(burstLog, containing: "context applied", burstUUID)

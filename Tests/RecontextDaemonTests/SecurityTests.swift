@@ -113,7 +113,13 @@ struct SecurityTests {
 
         let daemon = try rig.startDaemon()
         #expect(await rig.waitInSync(good).isEmpty, "\(daemon.logText)")
-        try await Task.sleep(for: .milliseconds(500))
+        // Every hostile VM's first run is over: it shows its problem, or (a harmless one) is in sync.
+        await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+            guard let rows = try? rig.status() else { return false }
+            return hostileNames.allSatisfy { name, hostile in
+                hostile.expected.isEmpty ? rows[name]?["in_sync"] as? Bool == true : rows[name]?["problem"] is String
+            }
+        }
         let rows = try rig.status()
         var table: [String] = []
         for (name, hostile) in hostileNames.sorted(by: { $0.key < $1.key }) {
@@ -254,15 +260,15 @@ struct SecurityTests {
         // watched from the moment it appears: libvirt's DAC driver (dynamic_ownership, on by
         // default) gives an attached image to QEMU's user and group (root:root on the test host),
         // so the group recontextd set is seen between the rename and the media change.
-        let watcher = ImageWatcher(directory: rig.images)
+        let watcher = try ImageWatcher(directory: rig.images)
         try rig.setMetadata(name, ReliabilityRig.metadata(role: "s2", extraVars: secrets, extraFiles: files))
         #expect(await daemon.waitForLog("context applied", count: 2))
         let firstSeen = watcher.stop()
         #expect(!firstSeen.isEmpty, "the new image was not seen")
         for (file, seen) in firstSeen {
             #expect(seen.mode == 0o640, "\(file): mode \(String(seen.mode, radix: 8)) when written")
-            // The watcher polls: it may first see the file after libvirt gave it to QEMU's group
-            // (root on the test host). The group at write time is pinned by ISOBuilder's tests.
+            // The watcher looks when the file appears, possibly after libvirt gave it to QEMU's
+            // group (root on the test host). The group at write time is pinned by ISOBuilder's tests.
             #expect(seen.gid == gid || seen.gid == 0, "\(file): group \(seen.gid) when written")
         }
         print(
@@ -271,7 +277,14 @@ struct SecurityTests {
         daemon.signal(SIGHUP)
         #expect(await daemon.waitForLog("reloading configuration"))
         #expect(await rig.waitInSync().isEmpty)
-        try await Task.sleep(for: .milliseconds(1500)) // a textfile write
+        // A textfile written after the reload's runs (it is rewritten every second).
+        let synced = Date()
+        try await eventually(
+            "a metrics textfile written after \(synced)", timeout: .seconds(10), every: .milliseconds(50)
+        ) {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: metrics)
+            return (attributes?[.modificationDate] as? Date).map { $0 > synced } ?? false
+        }
 
         // The image holds the secrets (so the checks below mean something), with the right mode.
         let connection = try Connection.open(rig.host.uri)
@@ -351,40 +364,5 @@ struct SecurityTests {
             if paths.count > 20000 { break }
         }
         return paths
-    }
-}
-
-/// Polls a directory (every 0.5 ms, on its own thread) and records the mode and group of each
-/// final-named image the first time it is seen.
-final class ImageWatcher: @unchecked Sendable {
-    // @unchecked Sendable: `seen` and `running` are only touched under `lock`.
-    private let lock = NSLock()
-    private var seen: [String: (mode: mode_t, gid: gid_t)] = [:]
-    private var running = true
-
-    init(directory: String) {
-        let initial = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-        Thread { [self] in loop(directory: directory, initial: initial) }.start()
-    }
-
-    private func loop(directory: String, initial: Set<String>) {
-        while lock.withLock({ running }) {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            where !initial.contains(name) && ImageNaming.parse(name) != nil {
-                var info = stat()
-                guard lstat(directory + "/" + name, &info) == 0 else { continue }
-                lock.withLock {
-                    if seen[name] == nil { seen[name] = (info.st_mode & 0o7777, info.st_gid) }
-                }
-            }
-            usleep(500)
-        }
-    }
-
-    /// Stops polling; returns what was seen.
-    func stop() -> [String: (mode: mode_t, gid: gid_t)] {
-        lock.withLock { running = false }
-        usleep(5_000)
-        return lock.withLock { seen }
     }
 }

@@ -441,7 +441,7 @@ public final class FakeHypervisor: Hypervisor {
             }
             return (state.delays[call.operation], state.holding.contains(call.operation))
         }
-        if let delay { try? await Task.sleep(for: delay) }
+        if let delay { try? await Task.sleep(for: delay) } // a sleep on purpose: the injected latency
         if holds {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let (release, ready) = state.withLock { state in

@@ -62,9 +62,10 @@ public final class JournaldInstance: @unchecked Sendable {
         /lib/systemd/systemd-journald </dev/null >"$root/journald.log" 2>&1 &
         journald=$!
         echo "$journald" > "$root/journald.pid"
+        # journald tells only systemd that it is ready: look for its socket (10 s at most).
         n=0
         while [ ! -S /run/systemd/journal/socket ] && [ "$n" -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
-        if [ -S /run/systemd/journal/socket ]; then echo ready > "$root/state"; else echo failed > "$root/state"; fi
+        if [ -S /run/systemd/journal/socket ]; then echo ready; else echo failed; fi
         cat > /dev/null || true
         kill "$journald" 2>/dev/null || true
         wait "$journald" 2>/dev/null || true
@@ -82,19 +83,16 @@ public final class JournaldInstance: @unchecked Sendable {
             "--mount", "--net", "--propagation", "private", "--", "/bin/sh", "-c", Self.script, "sh", root,
         ]
         input = Pipe()
+        let output = Pipe()
         supervisor.standardInput = input
-        supervisor.standardOutput = FileHandle.nullDevice
+        supervisor.standardOutput = output
         supervisor.standardError = FileHandle.nullDevice
         try supervisor.run()
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let state = try? String(contentsOfFile: root + "/state", encoding: .utf8) {
-                if state.hasPrefix("ready") { return }
-                break
-            }
-            if !supervisor.isRunning { break }
-            usleep(20_000)
-        }
+        // The supervisor prints "ready" or "failed" once it knows (or ends: end of file).
+        let reader = LineReader(output.fileHandleForReading)
+        let state = reader.readLine()
+        reader.close()
+        if state == "ready" { return }
         let log = (try? String(contentsOfFile: root + "/journald.log", encoding: .utf8)) ?? ""
         stop()
         throw ProcessRunner.Failure(
@@ -120,9 +118,7 @@ public final class JournaldInstance: @unchecked Sendable {
     /// ``root``.
     public func stop() {
         try? input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(5)
-        while supervisor.isRunning && Date() < deadline { usleep(20_000) }
-        if supervisor.isRunning {
+        if !supervisor.waitForExit(timeout: .seconds(5)) {
             if let text = try? String(contentsOfFile: root + "/journald.pid", encoding: .utf8),
                 let journald = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
@@ -177,9 +173,7 @@ public final class JournaldInstance: @unchecked Sendable {
         @discardableResult
         public func stop(timeout: Duration = .seconds(20)) async -> Int32 {
             signal(SIGTERM)
-            let deadline = ContinuousClock.now + timeout
-            while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-            if process.isRunning {
+            if await !process.exited(within: timeout) {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
             }
@@ -243,12 +237,10 @@ public final class JournaldInstance: @unchecked Sendable {
     public func waitForEntries(
         _ matches: [String], count: Int = 1, timeout: Duration = .seconds(30)
     ) async throws -> [[String: String]] {
-        let deadline = ContinuousClock.now + timeout
         var found: [[String: String]] = []
-        while ContinuousClock.now < deadline {
+        try await eventually(timeout: timeout, every: .milliseconds(100)) {
             found = try await read(matches)
-            if found.count >= count { return found }
-            try await Task.sleep(for: .milliseconds(100))
+            return found.count >= count
         }
         return found
     }

@@ -104,12 +104,10 @@ public final class NotifySocketListener: @unchecked Sendable {
     public func waitFor(
         after skip: Int = 0, timeout: Duration = .seconds(30), _ predicate: (Message) -> Bool
     ) async -> (index: Int, message: Message)? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        await eventuallyValue(timeout: timeout) { () -> (index: Int, message: Message)? in
             let all = messages
-            if skip < all.count, let index = all[skip...].firstIndex(where: predicate) { return (index, all[index]) }
-            try? await Task.sleep(for: .milliseconds(10))
+            guard skip < all.count, let index = all[skip...].firstIndex(where: predicate) else { return nil }
+            return (index, all[index])
         }
-        return nil
     }
 }

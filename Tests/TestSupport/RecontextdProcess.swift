@@ -90,19 +90,14 @@ public final class RecontextdProcess: @unchecked Sendable {
             daemonPID = process.processIdentifier
             return
         }
-        // nsenter --pid forks: the daemon is its child.
+        // nsenter --pid forks: the daemon is its child (a fork has no event to wait on).
         let parent = process.processIdentifier
-        var child: Int32 = 0
-        for _ in 0..<500 {
-            if let text = try? String(contentsOfFile: "/proc/\(parent)/task/\(parent)/children", encoding: .utf8),
-                let first = text.split(separator: " ").first, let pid = Int32(first)
-            {
-                child = pid
-                break
-            }
-            usleep(2_000)
+        let child = eventuallyValueBlocking(timeout: .seconds(1), every: .milliseconds(2)) { () -> Int32? in
+            guard let text = try? String(contentsOfFile: "/proc/\(parent)/task/\(parent)/children", encoding: .utf8)
+            else { return nil }
+            return text.split(separator: " ").first.flatMap { Int32($0) }
         }
-        daemonPID = child > 0 ? child : parent
+        daemonPID = child ?? parent
     }
 
     deinit {
@@ -149,13 +144,10 @@ public final class RecontextdProcess: @unchecked Sendable {
     /// Waits until a log line contains `fragment` (and returns true), or the timeout passes.
     @discardableResult
     public func waitForLog(_ fragment: String, count: Int = 1, timeout: Duration = .seconds(30)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if logText.components(separatedBy: fragment).count - 1 >= count { return true }
-            if !process.isRunning { return logText.components(separatedBy: fragment).count - 1 >= count }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+        func found() -> Bool { logText.components(separatedBy: fragment).count - 1 >= count }
+        // The log grows on a pipe's handler thread; an ended daemon logs nothing more.
+        await eventually(timeout: timeout, every: .milliseconds(20)) { found() || !process.isRunning }
+        return found()
     }
 
     /// Sends a signal by PID.
@@ -167,9 +159,7 @@ public final class RecontextdProcess: @unchecked Sendable {
     @discardableResult
     public func stop(timeout: Duration = .seconds(20)) async -> Int32 {
         signal(SIGTERM)
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning {
+        if await !process.exited(within: timeout) {
             kill(daemonPID, SIGKILL)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -77,7 +77,8 @@ struct ConnectionCloseRaceTests {
                 default: _ = try connection.hostname()
                 }
             }
-            // Let the calls get going (more of them in flight in later rounds), then close under them.
+            // A sleep on purpose (the race under test): let the calls get going (more of them in
+            // flight in later rounds), then close under them.
             usleep(UInt32(200 + (round % 10) * 300))
             if round % 2 == 0 { consumer.cancel() } // the stream's deregistration races with close()
             connection.close()

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Virt
@@ -113,12 +114,7 @@ final class CountingConsumer: Sendable {
 
     @discardableResult
     func waitFor(_ target: Int, timeout: Duration = .seconds(60)) async -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let current = count.value.withLock { $0 }
-            if current >= target { return current }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await eventually(timeout: timeout) { count.value.withLock { $0 } >= target }
         return count.value.withLock { $0 }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Virt
@@ -199,23 +200,13 @@ final class EventCollector: Sendable {
     func waitUntil(
         domain uuid: String, timeout: Duration = .seconds(10), _ matches: (DomainEventKind) -> Bool
     ) async -> [DomainEventKind] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let kinds = kinds(of: uuid)
-            if kinds.contains(where: matches) { return kinds }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        await eventually(timeout: timeout, every: .milliseconds(5)) { kinds(of: uuid).contains(where: matches) }
         return kinds(of: uuid)
     }
 
     /// Waits until `count` events of the domain arrived, or the timeout passed; returns them.
     func waitFor(domain uuid: String, count: Int, timeout: Duration = .seconds(10)) async -> [DomainEventKind] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let kinds = kinds(of: uuid)
-            if kinds.count >= count { return kinds }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        await eventually(timeout: timeout, every: .milliseconds(5)) { kinds(of: uuid).count >= count }
         return kinds(of: uuid)
     }
 }

@@ -143,3 +143,47 @@ test_channel_other_holder() {
     expect_eq "hook runs" "$(tr '\n' '|' <"$T/runs")" "1 hv-a|"
     grep '^recontext/1 applied' "$T/out" | grep -q 'trigger=media-change' || fail "the ack is not the media change's"
 }
+
+# 40 hooks, some with names over 64 bytes: the ack the host gets fits its bounds (512 bytes with
+# the newline, 32 entries, names of 64 bytes at most); the record keeps them all.
+test_channel_long_ack() {
+    n=10
+    while [ $n -lt 50 ]; do
+        hook "$n-a-hook-with-a-rather-long-name-to-fill-the-line" 'exit 0'
+        n=$((n + 1))
+    done
+    hook 99-$(printf '%070d' 0) 'exit 3'
+    use_disc d1 1 hv-a
+    start_channel
+    host_says "recontext/1 generation 1 hash=$(disc_hash d1)"
+    wait_for 30 has_sent '^recontext/1 applied 1 ' 1 || return
+    ack=$(grep '^recontext/1 applied' "$T/out")
+    [ $((${#ack} + 1)) -le 512 ] || fail "the ack is ${#ack} bytes"
+    entries=$(echo "${ack#*hooks=}" | cut -d' ' -f1 | tr ',' '\n')
+    [ "$(echo "$entries" | wc -l)" -le 32 ] || fail "more than 32 hook entries"
+    echo "$entries" | grep -q '^99-' && fail "a hook name over 64 bytes was sent"
+    echo "$ack" | grep -q ' result=hooks-failed .* ms=[0-9]*$' || fail "ack: $ack"
+    expect_eq "hooks in the record" "$(applied hooks | wc -w | tr -d ' ')" 41
+    grep -q "hook list was cut" "$T/log" || fail "the cut is not in the log"
+}
+
+# No udev: the port is found by its name in /sys/class/virtio-ports and its node made from "dev"
+# (a fake sysfs and /dev here; the numbers are /dev/null's, which reads as a port without host end).
+test_channel_port_discovery() {
+    mkdir -p "$T/sys/vport0p1" "$T/sys/vport1p2" "$T/sys/vport2p3" "$T/dev"
+    echo org.qemu.guest_agent.0 >"$T/sys/vport0p1/name"
+    echo 1:3 >"$T/sys/vport0p1/dev"
+    echo org.recontextd.channel.0 >"$T/sys/vport1p2/name"
+    echo 1:3 >"$T/sys/vport1p2/dev"
+    echo org.recontextd.channel.0 >"$T/sys/vport2p3/name"
+    RECONTEXT_CHANNEL_SYSFS="$T/sys" RECONTEXT_CHANNEL_DEV="$T/dev" RECONTEXT_CHANNEL_DEBUG=1 \
+        RECONTEXT_APPLY="$TEST_SHELL $APPLY" setsid $TEST_SHELL "$CHANNEL" 2>>"$T/log" &
+    STARTED_PIDS="$STARTED_PIDS $!"
+    wait_for 20 grep -q 'no host end' "$T/log" || return
+    grep -q "listening on $T/dev/vport1p2 " "$T/log" || fail "not listening on vport1p2"
+    [ -c "$T/dev/vport1p2" ] || fail "no character device $T/dev/vport1p2"
+    expect_eq "device numbers" "$(stat -c '%t:%T' "$T/dev/vport1p2")" 1:3
+    expect_eq "mode" "$(stat -c '%a' "$T/dev/vport1p2")" 600
+    expect_eq "other nodes" "$(ls "$T/dev" | tr '\n' ' ')" "vport1p2 "
+    grep -q 'sent: hello ' "$T/log" || fail "no hello written"
+}

@@ -11,10 +11,14 @@ extension DomainCoordinator {
 
     /// Judges a guest's `applied` line from the channel of `uuid` (and only that domain's record
     /// can change): accepted when it names the generation and hash inserted last.
-    /// - Returns: the verdict, and the record to write to the domain's metadata when accepted.
+    /// - Returns: the verdict, and the record to write to the domain's metadata when it changed
+    ///   (`nil` for an ack that repeats the recorded one: a guest replaying it costs no write).
     public func acknowledge(_ uuid: String, ack: GuestAck, at time: Date) -> (GuestVerdict, AppliedState?) {
         let verdict = GuestVerdict.judge(ack, inserted: domains[uuid]?.applied)
         guard case .accepted = verdict, var state = domains[uuid]?.applied else { return (verdict, nil) }
+        if let known = state.guest, known.generation == ack.generation, known.result == ack.result {
+            return (verdict, nil)
+        }
         state.guest = GuestApplied(generation: ack.generation, result: ack.result, time: time)
         update(uuid) { $0.applied = state }
         return (verdict, state)

@@ -14,7 +14,8 @@ then:
 1. waits for `RECONTEXT guest-ready` and the hook's `RECONTEXT-HOOK endpoint=E1 generation=1` (the
    companion's --watch applied the boot disc);
 2. finds the channel's unix socket in the live XML (`<source mode='bind' path=.../>`, a path inside the
-   host's /var/lib/libvirt, which is STATE/lib outside), connects and sends
+   host's /var/lib/libvirt, which is STATE/lib outside), and --connect-delay seconds later (the
+   listener gave up its first hello: no host end) connects and sends
    `recontext/1 generation 1 hash=H1` (the host speaks first when it opens the port): expects
    `recontext/1 hello version=V applied=1 hash=H1`, then the ack of generation 1 again;
 3. each round: a forced media change to generation N (virsh change-media), then at once
@@ -197,9 +198,12 @@ def stats(serial: Serial, after_uptime: float) -> tuple[float, int, int]:
 
 
 def idle(serial: Serial, seconds: float) -> dict:
-    """The listener's CPU share and RSS over `seconds` of idling."""
+    """The listener's CPU share and RSS over `seconds` of idling (after 3 s to settle)."""
+    deadline = time.monotonic() + seconds + 20
+    settled = stats(serial, 0)[0] + 3
+    while stats(serial, 0)[0] < settled and time.monotonic() < deadline:
+        time.sleep(0.2)
     first = stats(serial, 0)
-    deadline = time.monotonic() + seconds + 15
     while time.monotonic() < deadline:
         last = stats(serial, 0)
         if last[0] - first[0] >= seconds:
@@ -209,16 +213,52 @@ def idle(serial: Serial, seconds: float) -> dict:
     raise CheckFailed("the guest stopped printing '# stats' lines")
 
 
+def greet(path: str, generation: int, digest: str, applied: str) -> Channel:
+    """Connects to the channel socket and announces a generation the guest has applied already:
+    expects a hello whose `applied=...` matches the pattern `applied`, then the ack again."""
+    channel = Channel(path)
+    channel.send(f"recontext/1 generation {generation} hash={digest}")
+    hello = channel.wait("recontext/1 hello ", 20)
+    if not re.fullmatch(rf"recontext/1 hello version=[A-Za-z0-9.+~-]+ applied=(?:{applied})", hello):
+        raise CheckFailed(f"hello: {hello} (wanted applied={applied})")
+    ack = channel.wait("recontext/1 applied ", 20)
+    if not ack.startswith(f"recontext/1 applied {generation} result=ok hash={digest} host=chan-host "):
+        raise CheckFailed(f"ack of generation {generation} again: {ack}")
+    return channel
+
+
+def rounds(host: Host, channel: Channel, serial: Serial, target: str, images: dict, count: int) -> dict:
+    """Media changes, each announced on the channel at once: the acks, their latency, the hook's lines."""
+    latencies, triggers = [], []
+    for generation in range(2, count + 2):
+        image, digest, endpoint = images[generation]
+        host.virsh("change-media", "channel-guest", target, image, "--update", "--live", "--force")
+        start = time.monotonic()
+        channel.send(f"recontext/1 generation {generation} hash={digest}")
+        ack = channel.wait(f"recontext/1 applied {generation} ", 30)
+        latencies.append(time.monotonic() - start)
+        pattern = rf"recontext/1 applied {generation} result=ok hash={digest} host=chan-host trigger=(\S+) " \
+            r"hooks=50-print-endpoint:ok ms=\d+"
+        found = re.fullmatch(pattern, ack)
+        if not found:
+            raise CheckFailed(f"ack of generation {generation}: {ack}")
+        triggers.append(found.group(1))
+        serial.wait(rf"^RECONTEXT-HOOK endpoint={re.escape(endpoint)} generation={generation}$", 30)
+        log(f"generation {generation}: {ack} after {latencies[-1] * 1000:.0f} ms")
+    return {"line_to_ack_ms": [round(x * 1000) for x in latencies],
+            "line_to_ack_median_ms": round(statistics.median(latencies) * 1000), "triggers": triggers}
+
+
 def run(a: argparse.Namespace, work: str) -> dict:
     shared = os.path.join(work, "shared")
     os.makedirs(shared)
     host = Host(os.path.join(work, "h"), shared)
-    figures: dict = {}
     try:
         images = {g: make_image(shared, g, "chan-host", a.recontextd) for g in range(1, a.rounds + 2)}
         serial = Serial(os.path.join(shared, "serial.log"))
         target = {"sata": "sda", "ide": "hdc", "scsi": "sda"}[a.bus]
-        environment = dict(os.environ, GUEST_CMDLINE_EXTRA="recontext.stats=1" + (" recontext.debug=1" if a.debug else ""), GUEST_UUID=UUID)
+        environment = dict(os.environ, GUEST_UUID=UUID, GUEST_CMDLINE_EXTRA=" ".join(
+            ["recontext.stats=1"] + (["recontext.debug=1"] if a.debug else []) + a.cmdline))
         xml = subprocess.run(
             ["/bin/sh", os.path.join(HERE, "guest-domain.xml.sh"), "channel-guest", a.bus, target, a.guest_dir,
              serial.path, images[1][0]], check=True, capture_output=True, text=True, env=environment).stdout
@@ -234,39 +274,16 @@ def run(a: argparse.Namespace, work: str) -> dict:
                           rf"name='{re.escape(PORT_NAME)}'", live)
         if not match:
             raise CheckFailed(f"no bound channel {PORT_NAME} in the live XML:\n{live}")
-        channel = Channel(host.outside(match.group(1)))
-        channel.send(f"recontext/1 generation 1 hash={images[1][1]}")
+        socket_path = host.outside(match.group(1))
         # The listener's hello from its start waits in the guest's write until a host end connects
-        # (Linux's virtio_console blocks it; the listener gives it up after 1 s): connected earlier,
-        # this end receives it then (applied=0 when it was written before the boot disc was applied).
-        hello = channel.wait("recontext/1 hello ", 20)
-        if not re.fullmatch(rf"recontext/1 hello version=[A-Za-z0-9.+~-]+ applied=(0 hash=-|1 hash={images[1][1]})", hello):
-            raise CheckFailed(f"hello: {hello}")
-        again = channel.wait("recontext/1 applied ", 20)
-        if not again.startswith(f"recontext/1 applied 1 result=ok hash={images[1][1]} host=chan-host "):
-            raise CheckFailed(f"re-ack of generation 1: {again}")
-        figures["first_lines"] = list(channel.received)
-
-        latencies, triggers = [], []
-        for generation in range(2, a.rounds + 2):
-            image, digest, endpoint = images[generation]
-            host.virsh("change-media", "channel-guest", target, image, "--update", "--live", "--force")
-            start = time.monotonic()
-            channel.send(f"recontext/1 generation {generation} hash={digest}")
-            ack = channel.wait(f"recontext/1 applied {generation} ", 30)
-            latencies.append(time.monotonic() - start)
-            pattern = rf"recontext/1 applied {generation} result=ok hash={digest} host=chan-host trigger=(\S+) " \
-                r"hooks=50-print-endpoint:ok ms=\d+"
-            found = re.fullmatch(pattern, ack)
-            if not found:
-                raise CheckFailed(f"ack of generation {generation}: {ack}")
-            triggers.append(found.group(1))
-            serial.wait(rf"^RECONTEXT-HOOK endpoint={re.escape(endpoint)} generation={generation}$", 30)
-            log(f"generation {generation}: {ack} after {latencies[-1] * 1000:.0f} ms")
-        figures["line_to_ack_ms"] = [round(x * 1000) for x in latencies]
-        figures["line_to_ack_median_ms"] = round(statistics.median(latencies) * 1000)
-        figures["triggers"] = triggers
-
+        # (Linux's virtio_console blocks it) and is given up after 1 s: a host end that connects
+        # later gets a fresh hello naming generation 1 when it speaks; one that connects earlier
+        # gets that first hello (applied=0 when it was written before the boot disc was applied).
+        time.sleep(a.connect_delay)
+        first = rf"1 hash={images[1][1]}" if a.connect_delay >= 2 else rf"0 hash=-|1 hash={images[1][1]}"
+        channel = greet(socket_path, 1, images[1][1], first)
+        figures: dict = {"first_lines": list(channel.received)}
+        figures.update(rounds(host, channel, serial, target, images, a.rounds))
         figures["idle_connected"] = idle(serial, a.idle)
         channel.close()
         figures["idle_disconnected"] = idle(serial, a.idle)
@@ -274,17 +291,9 @@ def run(a: argparse.Namespace, work: str) -> dict:
         # The port comes back: a fresh hello naming the last generation, then its ack again. The
         # listener polls with backoff (at most 1 s) while no host end is connected.
         last = a.rounds + 1
-        channel = Channel(host.outside(match.group(1)))
         start = time.monotonic()
-        channel.send(f"recontext/1 generation {last} hash={images[last][1]}")
-        hello = channel.wait("recontext/1 hello ", 20)
-        if not re.fullmatch(rf"recontext/1 hello version=[A-Za-z0-9.+~-]+ applied={last} hash={images[last][1]}", hello):
-            raise CheckFailed(f"hello after reconnecting: {hello}")
-        ack = channel.wait("recontext/1 applied ", 20)
-        if not ack.startswith(f"recontext/1 applied {last} result=ok hash={images[last][1]} "):
-            raise CheckFailed(f"re-ack after reconnecting: {ack}")
+        greet(socket_path, last, images[last][1], f"{last} hash={images[last][1]}").close()
         figures["reconnect_line_to_ack_ms"] = round((time.monotonic() - start) * 1000)
-        channel.close()
         figures["serial_tail"] = [line for line in serial.lines() if line.startswith("RECONTEXT")][-4:]
         host.virsh("destroy", "channel-guest")
         return figures
@@ -301,6 +310,10 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10, help="seconds of each idle measurement")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--debug", action="store_true", help="recontext.debug=1: the companion logs on the console")
+    parser.add_argument("--connect-delay", type=float, default=5,
+                        help="seconds between the boot disc's hook line and connecting; 2 or more: the "
+                             "listener's first hello was given up, the first one must be fresh")
+    parser.add_argument("--cmdline", action="append", default=[], help="more guest kernel options (recontext.poll=2)")
     a = parser.parse_args()
     work = tempfile.mkdtemp(prefix="gch-", dir="/tmp")
     try:
