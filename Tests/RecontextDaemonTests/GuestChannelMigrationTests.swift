@@ -21,6 +21,19 @@ struct GuestChannelMigrationTests {
         GuestMigrationTests.guestLines(serialLog).filter { $0.hasPrefix("RECONTEXT-HOOK") }
     }
 
+    /// What the failure of a boot wait shows besides the `RECONTEXT` lines: QEMU's view of the drive
+    /// (`info block`: the medium, and whether the tray is open or locked) and the last lines of the
+    /// serial log as written (kernel messages and the guest's `# ` lines appear there when the test
+    /// runs with `GUEST_CMDLINE_EXTRA=recontext.debug=1`, which guest-domain.xml.sh passes on).
+    static func driveDiagnostics(_ serialLog: String, host: LibvirtTestHost, name: String) -> String {
+        let block =
+            (try? host.virsh(["qemu-monitor-command", name, "--hmp", "info block"]))
+            ?? "(info block failed)"
+        let data = FileManager.default.contents(atPath: serialLog) ?? Data()
+        let tail = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).suffix(40)
+        return "QEMU info block:\n\(block)\nserial log tail:\n\(tail.joined(separator: "\n"))"
+    }
+
     /// `recontextd status --json` on `host`, the entry of domain `name`.
     static func status(_ hosts: TwoHosts, on host: LibvirtTestHost, side: String, name: String) throws -> [String: Any]?
     {
@@ -64,7 +77,10 @@ struct GuestChannelMigrationTests {
                 await GuestMigrationTests.waitForLine(
                     serialLog, containing: "RECONTEXT-HOOK endpoint=\(TwoHosts.endpointA) generation=1", after: 0,
                     timeout: .seconds(180)),
-                "serial log: \(GuestMigrationTests.guestLines(serialLog))")
+                """
+                serial log: \(GuestMigrationTests.guestLines(serialLog))
+                \(Self.driveDiagnostics(serialLog, host: hosts.a, name: name))
+                """)
             print("guest channel (\(bus)): boot to the first hook line: \(boot.1)")
             #expect(await hosts.daemonA.waitForLog("guest applied generation 1", timeout: .seconds(60)))
 
