@@ -5,6 +5,9 @@ import Virt
 /// (a third connection, so a guest's traffic never waits behind the pipeline's calls, and the
 /// pipeline's never behind a guest's), its calls on that connection's own executor.
 extension LibvirtHypervisor: GuestPortOpener {
+    /// libvirt's `VIR_ERR_NO_SUPPORT`.
+    static let noSupport = VirtError.Code.noSupport.rawValue
+
     public func openGuestPort(uuid: String, onEvent: @escaping @Sendable (GuestPortEvent) -> Void)
         async throws(HypervisorError) -> any GuestPort
     {
@@ -20,6 +23,11 @@ extension LibvirtHypervisor: GuestPortOpener {
         } catch  where error.message.contains("cannot find channel") {
             // libvirt says VIR_ERR_INTERNAL_ERROR; for recontextd the domain just has no port.
             throw HypervisorError(.unsupported, operation: error.operation, message: error.message, code: error.code)
+        } catch  where error.code == Self.noSupport {
+            // The driver has no channels at all (e.g. libvirt's test driver).
+            throw HypervisorError(
+                .permanent, operation: error.operation,
+                message: "the libvirt driver cannot open guest channels: \(error.message)", code: error.code)
         }
     }
 

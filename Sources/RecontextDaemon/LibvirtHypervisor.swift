@@ -36,15 +36,15 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     ///   another one.
     @discardableResult
     public func connect() throws(VirtError) -> Connection {
-        var opened: [Connection] = []
-        do throws(VirtError) {
-            for _ in 0..<3 { opened.append(try Connection.open(uri)) }
+        let calls = try Connection.open(uri)
+        let events: Connection
+        do {
+            events = try Connection.open(uri)
         } catch {
-            for connection in opened { connection.close() }
+            calls.close()
             throw error
         }
-        let (calls, events, channels) = (opened[0], opened[1], opened[2])
-        let link = LibvirtLink(connection: calls, events: events, channels: channels)
+        let link = LibvirtLink(uri: uri, connection: calls, events: events)
         let old = current.withLock { state in
             defer { state = link }
             return state
@@ -172,8 +172,11 @@ final class LibvirtLink: Sendable {
     let connection: Connection
     /// The connection for events (returned by ``LibvirtHypervisor/connect()``).
     let events: Connection
-    /// The connection for guest channels (streams).
-    let channels: Connection
+    /// The connection for guest channels (streams), opened on first use: a host whose domains have
+    /// no ports, or a driver without channels (libvirt's test driver, where every connection holds
+    /// a copy of all domains), never opens it.
+    private let channels = Mutex<ChannelsState>(.notOpened)
+    let uri: String
     /// Its executor: one thread, started on the first call, ended by ``retire()``.
     let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
     /// The channels connection's executor.
@@ -183,22 +186,72 @@ final class LibvirtLink: Sendable {
     /// True once ``retire()`` ran: its connections are closed (the streams on them too).
     var isRetired: Bool { retired.load(ordering: .acquiring) }
 
-    init(connection: Connection, events: Connection, channels: Connection) {
-        self.connection = connection
-        self.events = events
-        self.channels = channels
+    enum ChannelsState {
+        case notOpened
+        case open(Connection)
+        /// The driver cannot open channels: the connection was closed again, and stays closed.
+        case unsupported(String)
+        case retired
     }
 
-    /// Runs `body` with the channels connection on its executor.
+    init(uri: String, connection: Connection, events: Connection) {
+        self.uri = uri
+        self.connection = connection
+        self.events = events
+    }
+
+    /// Runs `body` with the channels connection (opened on first use) on its executor.
     func runOnChannels<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
     ) async throws(HypervisorError) -> T {
-        let connection = channels
         do {
-            return try await channelExecutor.run { () throws(VirtError) -> T in try body(connection) }
+            return try await channelExecutor.run { () throws(VirtError) -> T in
+                let connection = try self.channelsConnection(operation)
+                do throws(VirtError) {
+                    return try body(connection)
+                } catch  where error.code == .noSupport {
+                    self.channelsUnsupported(error.message)
+                    throw error
+                }
+            }
         } catch {
             throw HypervisorError(error, operation: operation)
         }
+    }
+
+    /// The channels connection, opened now if it is not yet (on the channels executor).
+    private func channelsConnection(_ operation: String) throws(VirtError) -> Connection {
+        let state = channels.withLock { $0 }
+        switch state {
+        case .open(let connection): return connection
+        case .unsupported(let message): throw VirtError(code: .noSupport, message: message, operation: operation)
+        case .retired:
+            throw VirtError(
+                code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
+        case .notOpened:
+            let connection = try Connection.open(uri)
+            let kept = channels.withLock { state -> Bool in
+                guard case .notOpened = state else { return false }
+                state = .open(connection)
+                return true
+            }
+            guard kept else {
+                connection.close()
+                throw VirtError(
+                    code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
+            }
+            return connection
+        }
+    }
+
+    /// The driver has no guest channels: close the connection and remember why.
+    private func channelsUnsupported(_ message: String) {
+        let old = channels.withLock { state -> Connection? in
+            guard case .open(let connection) = state else { return nil }
+            state = .unsupported(message)
+            return connection
+        }
+        old?.close()
     }
 
     /// Runs `body` with the connection on the executor; maps libvirt's error to the pipeline's.
@@ -219,7 +272,12 @@ final class LibvirtLink: Sendable {
         retired.store(true, ordering: .releasing)
         connection.close()
         events.close()
-        channels.close()
+        let channels = self.channels.withLock { state -> Connection? in
+            defer { state = .retired }
+            if case .open(let connection) = state { return connection }
+            return nil
+        }
+        channels?.close()
         executor.shutdown()
         channelExecutor.shutdown()
     }
