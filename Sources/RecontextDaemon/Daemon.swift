@@ -64,7 +64,7 @@ public struct Daemon: Sendable {
         options: DaemonOptions, configuration: DaemonConfiguration, logger: Logger,
         readiness: @escaping @Sendable (ReadinessEvent) -> Void = { _ in }, metrics: MetricsRecorder = MetricsRecorder()
     ) async throws(ImageStoreError) -> Daemon {
-        let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri)
+        let hypervisor = LibvirtHypervisor(uri: configuration.libvirt.uri, lanes: configuration.pipeline.concurrency)
         return try await Daemon(
             options: options, configuration: configuration, hypervisor: hypervisor, events: hypervisor, logger: logger,
             readiness: readiness, metrics: metrics, guestPorts: hypervisor)

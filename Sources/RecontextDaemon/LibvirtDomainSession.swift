@@ -27,7 +27,7 @@ final class LibvirtDomainSession: DomainSession {
         // The last reference to a Domain can close its connection (an RPC): drop it on the
         // executor, not on whatever (cooperative) thread drops the session.
         if let (link, domain) = bound.withLock({ $0.take() }) {
-            link.executor.submit { withExtendedLifetime(domain) {} }
+            link.lane(for: uuid).executor.submit { withExtendedLifetime(domain) {} }
         }
     }
 
@@ -36,7 +36,7 @@ final class LibvirtDomainSession: DomainSession {
         _ operation: String, _ body: @escaping @Sendable (Domain) throws(VirtError) -> T
     ) async throws(HypervisorError) -> T {
         let link = try hypervisor.link(for: operation)
-        return try await link.run(operation) { [self] connection throws(VirtError) -> T in
+        return try await link.run(operation, for: uuid) { [self] connection throws(VirtError) -> T in
             try body(try domain(on: link, connection: connection))
         }
     }

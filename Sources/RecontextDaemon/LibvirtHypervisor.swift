@@ -12,8 +12,11 @@ import Virt
 /// with several calls in flight on one connection while libvirtd went away (issue 11). A
 /// pipeline run looks its domain up once (``session(for:)``) and makes its calls through that.
 ///
-/// Two connections: ``connect()`` returns the one for events (its only calls are the event
-/// registrations), and the pipeline's calls go through another. libvirtd 9.0 crashed in
+/// Separate connections: ``connect()`` returns the one for events (its only calls are the event
+/// registrations); the pipeline's calls go through `lanes` others, a domain always on the same
+/// one (so different domains' runs do not queue behind each other's calls: with one connection the
+/// 50-VM storms took 1.3-2.6 times as long, BENCHMARKS.md); guest channels use one of their own,
+/// opened on first use. libvirtd 9.0 crashed in
 /// `virNetServerClientCloseLocked` -> its close callback, walking the client's domain-event
 /// callbacks, when a client that had registered them died with a request in flight: on this
 /// split, the client with requests in flight has no event callbacks.
@@ -25,9 +28,16 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     /// The metadata key (namespace prefix) of the applied-state element.
     public static let appliedKey = "recontext-applied"
 
-    /// Creates an adapter; ``connect()`` opens the connection.
-    public init(uri: String) {
+    /// Connections for the pipeline's calls (see ``LibvirtLink``).
+    public let lanes: Int
+
+    /// Creates an adapter; ``connect()`` opens the connections.
+    /// - Parameter lanes: connections for the pipeline's calls, each with one call at a time and a
+    ///   domain always on the same one (the daemon passes `pipeline.concurrency`); 1 for libvirt's
+    ///   test driver, whose connections do not share state.
+    public init(uri: String, lanes: Int = 1) {
         self.uri = uri
+        self.lanes = uri.hasPrefix("test:") ? 1 : max(1, lanes)
     }
 
     /// Opens new connections and makes them current; closes the ones they replace. Blocking:
@@ -36,15 +46,14 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
     ///   another one.
     @discardableResult
     public func connect() throws(VirtError) -> Connection {
-        let calls = try Connection.open(uri)
-        let events: Connection
-        do {
-            events = try Connection.open(uri)
+        var opened: [Connection] = []
+        do throws(VirtError) {
+            for _ in 0...lanes { opened.append(try Connection.open(uri)) }
         } catch {
-            calls.close()
+            for connection in opened { connection.close() }
             throw error
         }
-        let link = LibvirtLink(uri: uri, connection: calls, events: events)
+        let link = LibvirtLink(uri: uri, calls: Array(opened.dropFirst()), events: opened[0])
         let old = current.withLock { state in
             defer { state = link }
             return state
@@ -162,124 +171,6 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
             }
             return sources
         }
-    }
-}
-
-/// The daemon's connections and the serial executors their calls run on (one thread each,
-/// calls in order).
-final class LibvirtLink: Sendable {
-    /// The connection for calls.
-    let connection: Connection
-    /// The connection for events (returned by ``LibvirtHypervisor/connect()``).
-    let events: Connection
-    /// The connection for guest channels (streams), opened on first use: a host whose domains have
-    /// no ports, or a driver without channels (libvirt's test driver, where every connection holds
-    /// a copy of all domains), never opens it.
-    private let channels = Mutex<ChannelsState>(.notOpened)
-    let uri: String
-    /// Its executor: one thread, started on the first call, ended by ``retire()``.
-    let executor = BlockingExecutor(name: "recontextd-libvirt", maximumThreads: 1)
-    /// The channels connection's executor.
-    let channelExecutor = BlockingExecutor(name: "recontextd-channels", maximumThreads: 1)
-    private let retired = Atomic(false)
-
-    /// True once ``retire()`` ran: its connections are closed (the streams on them too).
-    var isRetired: Bool { retired.load(ordering: .acquiring) }
-
-    enum ChannelsState {
-        case notOpened
-        case open(Connection)
-        /// The driver cannot open channels: the connection was closed again, and stays closed.
-        case unsupported(String)
-        case retired
-    }
-
-    init(uri: String, connection: Connection, events: Connection) {
-        self.uri = uri
-        self.connection = connection
-        self.events = events
-    }
-
-    /// Runs `body` with the channels connection (opened on first use) on its executor.
-    func runOnChannels<T: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
-    ) async throws(HypervisorError) -> T {
-        do {
-            return try await channelExecutor.run { () throws(VirtError) -> T in
-                let connection = try self.channelsConnection(operation)
-                do throws(VirtError) {
-                    return try body(connection)
-                } catch  where error.code == .noSupport {
-                    self.channelsUnsupported(error.message)
-                    throw error
-                }
-            }
-        } catch {
-            throw HypervisorError(error, operation: operation)
-        }
-    }
-
-    /// The channels connection, opened now if it is not yet (on the channels executor).
-    private func channelsConnection(_ operation: String) throws(VirtError) -> Connection {
-        let state = channels.withLock { $0 }
-        switch state {
-        case .open(let connection): return connection
-        case .unsupported(let message): throw VirtError(code: .noSupport, message: message, operation: operation)
-        case .retired:
-            throw VirtError(
-                code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
-        case .notOpened:
-            let connection = try Connection.open(uri)
-            let kept = channels.withLock { state -> Bool in
-                guard case .notOpened = state else { return false }
-                state = .open(connection)
-                return true
-            }
-            guard kept else {
-                connection.close()
-                throw VirtError(
-                    code: .invalidConnection, message: "the connection to \(uri) is closed", operation: operation)
-            }
-            return connection
-        }
-    }
-
-    /// The driver has no guest channels: close the connection and remember why.
-    private func channelsUnsupported(_ message: String) {
-        let old = channels.withLock { state -> Connection? in
-            guard case .open(let connection) = state else { return nil }
-            state = .unsupported(message)
-            return connection
-        }
-        old?.close()
-    }
-
-    /// Runs `body` with the connection on the executor; maps libvirt's error to the pipeline's.
-    func run<T: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (Connection) throws(VirtError) -> T
-    ) async throws(HypervisorError) -> T {
-        let connection = self.connection
-        do {
-            return try await executor.run { () throws(VirtError) -> T in try body(connection) }
-        } catch {
-            throw HypervisorError(error, operation: operation)
-        }
-    }
-
-    /// Closes the connection (calls still queued then fail at once, as transient) and lets the
-    /// executor's thread end. Blocking: the close may be an RPC.
-    func retire() {
-        retired.store(true, ordering: .releasing)
-        connection.close()
-        events.close()
-        let channels = self.channels.withLock { state -> Connection? in
-            defer { state = .retired }
-            if case .open(let connection) = state { return connection }
-            return nil
-        }
-        channels?.close()
-        executor.shutdown()
-        channelExecutor.shutdown()
     }
 }
 
