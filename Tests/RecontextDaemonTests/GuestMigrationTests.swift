@@ -13,7 +13,11 @@ import Virt
 struct GuestMigrationTests {
     static let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Harness/guest")
-    static let guestDirectory = "/var/cache/recontextd-tests/guest"
+    /// Where `build-guest.sh` builds (and caches) the guest: `RECONTEXTD_TEST_GUEST_DIR`, else the
+    /// shared cache. A branch that changes the guest's scripts can build into a directory of its own
+    /// instead of rebuilding the cache other runs use.
+    static let guestDirectory =
+        ProcessInfo.processInfo.environment["RECONTEXTD_TEST_GUEST_DIR"] ?? "/var/cache/recontextd-tests/guest"
 
     /// The `RECONTEXT …` lines the guest printed so far.
     static func guestLines(_ serialLog: String) -> [String] {

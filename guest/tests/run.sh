@@ -340,6 +340,51 @@ test_notify_gives_up() {
     expect_eq generation "$(applied generation)" 1
 }
 
+# RECONTEXT_ACK_FD (how recontext-channel hands over its port): the ack goes there as
+# "recontext/1 applied ..." once per run, and the status says what became of it: 0 sent, 1 not
+# applied (nothing written). No re-read of the disc after a notify's apply.
+test_ack_fd() {
+    counting_hook
+    use_disc d1 1 hv-a
+    RECONTEXT_ACK_FD=5 companion --trigger notify --generation 1 5>>"$T/fd"
+    expect_eq status $? 0
+    expect_eq "fd" "$(without_ms "$T/fd")" \
+        "recontext/1 applied 1 result=ok hash=$(applied content_hash) host=hv-a trigger=notify hooks=10-count:ok"
+    expect_eq "ack file" "recontext/1 $(cat "$RECONTEXT_RUN_DIR/ack")" "$(cat "$T/fd")"
+    grep -q 'trigger recheck' "$T/log" && fail "the disc was read again after the notify's apply"
+    RECONTEXT_ACK_FD=5 companion --trigger notify --generation 1 5>>"$T/fd"
+    expect_eq "status, applied already" $? 0
+    expect_eq "fd lines" "$(count_lines "$T/fd")" 2
+    expect_eq "hook runs" "$(count_lines "$T/runs")" 1
+    use_disc d2 2 hv-b
+    rm "$T/d2/recontext/generation.json"
+    RECONTEXT_ACK_FD=5 RECONTEXT_NOTIFY_WAIT=1 companion --trigger notify --generation 2 5>>"$T/fd"
+    expect_eq "status, not applied" $? 1
+    expect_eq "fd lines" "$(count_lines "$T/fd")" 2
+}
+
+# RECONTEXT_ACK_FD while another run holds the lock: status 75, nothing written; that run applies.
+test_ack_fd_other_holder() {
+    start_blocked || return
+    RECONTEXT_ACK_FD=5 companion --trigger notify --generation 1 5>>"$T/fd"
+    expect_eq status $? 75
+    expect_eq "fd lines" "$(count_lines "$T/fd")" 0
+    : >"$T/release"
+    wait "$first" || fail "first: exit status $?"
+    expect_eq "hook runs" "$(tr '\n' '|' <"$T/runs")" "1 hv-a|"
+}
+
+# The record's time (computed from /proc's boot time and uptime, without date) is the clock's.
+test_record_time() {
+    use_disc d1 1 hv-a
+    before=$(date -u +%s)
+    companion || fail "exit status $?"
+    after=$(date -u +%s)
+    recorded=$(/bin/date -u -d "$(applied time | tr T ' ' | tr -d Z)" +%s) || { fail "time: $(applied time)"; return; }
+    [ "$recorded" -ge $((before - 2)) ] && [ "$recorded" -le $((after + 2)) ] ||
+        fail "time $(applied time) ($recorded) is not between $before and $after"
+}
+
 test_bad_record() {
     use_disc d1 1 'hv-a;reboot'
     companion
@@ -518,7 +563,8 @@ test_packages() {
 
 ALL="first_apply same_generation_twice new_generation same_number_other_hash failing_hook hook_timeout
 concurrent_flock concurrent_mkdir_lock stale_mkdir_lock new_generation_during_hook
-new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up bad_record
+new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up ack_fd ack_fd_other_holder
+record_time bad_record
 format_from_volume_id iso_images mount_retry watch loop_mount packages channel_apply channel_bad_lines
 channel_reconnect channel_apply_failed channel_other_holder channel_long_ack channel_port_discovery"
 
