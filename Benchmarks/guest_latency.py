@@ -12,8 +12,9 @@ Per mode, one guest is booted and migrated A -> B -> A ... `--rounds` times. For
   2 ms; the guest writes it after it applied the content and ran its hooks);
 - ack (channel mode): the destination's log line "guest applied generation N in X ms" (recontextd's
   own measure, from its receipt of the event to the ack).
-Modes: `channel` (the virtio-serial port: the host says "generation N" right after the insert) and
-`poll` (no port: the companion's `--watch` polls the drive, the busybox guest's only way). Prints one
+Modes: `channel` (the virtio-serial port: the host says "generation N" right after the insert; the
+test guest's own pollers slowed to 5 s and 30 s, as they are not needed) and `poll` (no port: the
+companion's `--watch` polls the drive every second, the busybox guest's only way). Prints one
 JSON document (p50/p95/max per measure) and writes it to --out.
 """
 
@@ -86,6 +87,10 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
         serial = os.path.join(shared, "serial.log")
         target = {"ide": "hdc", "sata": "sda", "scsi": "sda"}[bus]
         env = dict(os.environ, GUEST_CHANNEL="1" if mode == "channel" else "0")
+        if mode == "channel":
+            # With the channel the guest needs no poll: the test guest's own reader and the
+            # companion's --watch are slowed so that they do not compete for its one vCPU.
+            env["GUEST_CMDLINE_EXTRA"] = "recontext.poll=5 recontext.watch=30 " + os.environ.get("GUEST_CMDLINE_EXTRA", "")
         xml = subprocess.run(
             ["/bin/sh", os.path.join(GUEST, "guest-domain.xml.sh"), f"gl-{mode}", bus, target, guest_dir, serial],
             check=True, capture_output=True, text=True, env=env).stdout
@@ -137,6 +142,11 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
             side = destination.name[-1]
             time.sleep(1)
         failures = daemons["a"].failures() + daemons["b"].failures()
+        if os.environ.get("GUEST_LATENCY_KEEP"):
+            keep = os.environ["GUEST_LATENCY_KEEP"]
+            subprocess.run(["cp", serial, f"{keep}-{mode}-serial.log"], check=False)
+            for side, daemon in daemons.items():
+                subprocess.run(["cp", daemon.logpath, f"{keep}-{mode}-daemon-{side}.log"], check=False)
         with open(os.path.join(shared, "serial.log"), errors="replace") as f:
             guest_stats = [line.strip() for line in f if line.startswith("# stats")]
         result = {

@@ -161,7 +161,8 @@ class Daemon:
         self.logfile = open(self.logpath, "w")
         self.proc = subprocess.Popen(
             ["nsenter", "--target", str(host.libvirtd_pid), "--mount", "--uts", "--pid", "--", binary, "run",
-             "--config", self.config, "--state-dir", os.path.join(base, "state"), "--log-target", "stderr"],
+             "--config", self.config, "--state-dir", os.path.join(base, "state"), "--log-target", "stderr"]
+            + (["--log-level", os.environ["BENCH_LOG_LEVEL"]] if os.environ.get("BENCH_LOG_LEVEL") else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.logfile)
         self.pid = None
         for _ in range(500):

@@ -256,8 +256,10 @@ final class GuestChannels {
             channel.link = link
             channel.detail = nil
             link.drain()
+            logger.debug("guest port open", metadata: ["domain.uuid": "\(uuid)"])
             return true
         } catch {
+            logger.debug("guest port not opened", metadata: ["domain.uuid": "\(uuid)", "error": "\(error)"])
             channel.detail =
                 error.kind == .unsupported
                 ? "absent: the domain has no channel \(GuestProtocol.portName)" : "error: \(error)"

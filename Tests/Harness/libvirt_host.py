@@ -22,6 +22,7 @@ What it does, in order:
        STATE/lib    -> /var/lib/libvirt
        STATE/cache  -> /var/cache/libvirt
        STATE/log    -> /var/log/libvirt    (libvirtd.log, virtlogd.log, qemu/DOMAIN.log)
+       STATE/lock   -> /run/lock           (libvirt's character-device lock files, per host)
        STATE/hosts  -> /etc/hosts          (localhost, HOSTNAME -> ADDRESS, --hosts-entry lines)
        STATE/private/N -> each --private-dir PATH
        STATE/libvirtd.pid, STATE/virtlogd.pid, STATE/libvirtd.out, STATE/virtlogd.out
@@ -128,6 +129,9 @@ BIND_DIRS = [
     ("lib", "/var/lib/libvirt"),
     ("cache", "/var/cache/libvirt"),
     ("log", "/var/log/libvirt"),
+    # libvirt's lock files for character devices (virDomainOpenChannel): named after the socket path,
+    # which is the same on two hosts whose domains have the same id; real hosts never share them.
+    ("lock", "/run/lock"),
 ]
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
