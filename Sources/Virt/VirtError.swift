@@ -92,16 +92,21 @@ public struct VirtError: Error, Sendable, Hashable, CustomStringConvertible {
         case .operationFailed:
             // "cannot acquire state change lock" and similar busy-job failures, and a tray the
             // guest kept locked ("timed out waiting to open tray").
-            return message.contains("lock") || message.contains("job") || message.contains("tray")
+            return message.contains("lock") || message.contains("job") || mentionsTray
         case .internalError:
-            // QEMU refusing a media step because the tray is in the wrong state, e.g.
-            // "unable to execute QEMU command 'blockdev-remove-medium': Tray of device
-            // 'scsi0-0-0-0' is not open": seen once in CI on a SCSI CD-ROM right after the VM
-            // arrived by migration, although libvirt had forced the tray open. A retry finds it open.
-            return message.contains("Tray of device") || message.contains("tray")
+            // QEMU refusing a media step because the tray is in the wrong state right after a
+            // SCSI VM arrived by migration, although libvirt had forced the tray open. Seen in CI
+            // as "...'blockdev-remove-medium': Tray of device 'scsi0-0-0-0' is not open" and
+            // "...'blockdev-insert-medium': Tray of the device is not open". A retry finds it open.
+            return mentionsTray
         default:
             return false
         }
+    }
+
+    /// The message names the tray, in either case ("Tray of ..." from QEMU, "open tray" from libvirt).
+    private var mentionsTray: Bool {
+        message.lowercased().contains("tray")
     }
 
     /// True when the domain no longer exists on this connection.

@@ -16,6 +16,10 @@ struct VirtErrorTests {
                 VirtError.Code.internalError,
                 "internal error: unable to execute QEMU command 'blockdev-remove-medium': Tray of device 'scsi0-0-0-0' is not open"
             ),
+            (
+                .internalError,
+                "internal error: unable to execute QEMU command 'blockdev-insert-medium': Tray of the device is not open"
+            ),
             (.operationFailed, "operation failed: timed out waiting to open tray of 'sda'"),
             (
                 .operationTimeout,
