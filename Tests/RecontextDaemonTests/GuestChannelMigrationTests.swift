@@ -22,16 +22,30 @@ struct GuestChannelMigrationTests {
     }
 
     /// What the failure of a boot wait shows besides the `RECONTEXT` lines: QEMU's view of the drive
-    /// (`info block`: the medium, and whether the tray is open or locked) and the last lines of the
+    /// (`info block`: the medium, and whether the tray is open or locked), libvirt's (the live XML's
+    /// disk targets, with `tray='open'` when it thinks so) and the last lines of the
     /// serial log as written (kernel messages and the guest's `# ` lines appear there when the test
     /// runs with `GUEST_CMDLINE_EXTRA=recontext.debug=1`, which guest-domain.xml.sh passes on).
     static func driveDiagnostics(_ serialLog: String, host: LibvirtTestHost, name: String) -> String {
         let block =
             (try? host.virsh(["qemu-monitor-command", name, "--hmp", "info block"]))
             ?? "(info block failed)"
+        // libvirt's view: it opens the tray before a media change only when it does not think it
+        // open already (tray='open' in the live XML); a stale view fails every change with QEMU's
+        // "Tray of device ... is not open" (seen once in CI on IDE right after the domain started).
+        let targets =
+            (try? host.virsh(["dumpxml", name]))?.split(whereSeparator: \.isNewline)
+            .filter { $0.contains("<target dev=") }.joined(separator: "\n") ?? "(dumpxml failed)"
         let data = FileManager.default.contents(atPath: serialLog) ?? Data()
         let tail = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).suffix(40)
-        return "QEMU info block:\n\(block)\nserial log tail:\n\(tail.joined(separator: "\n"))"
+        return """
+            QEMU info block:
+            \(block)
+            libvirt's disk targets (live XML):
+            \(targets)
+            serial log tail:
+            \(tail.joined(separator: "\n"))
+            """
     }
 
     /// `recontextd status --json` on `host`, the entry of domain `name`.
