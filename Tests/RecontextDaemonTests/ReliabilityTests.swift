@@ -145,7 +145,10 @@ struct ReliabilityTests {
             \(byTriggerB.map { "\($0.0)=\($0.1)" }.joined(separator: " ")); made good by the reconcile/reload after the \
             reconnect: \(madeGoodB) of 20; all in sync \(convergedB) after SIGCONT.
             """)
-        #expect(madeGoodB == 20)
+        // Every VM is made good at least once. A VM may be made good twice: the reconnect's
+        // reconcile and the SIGHUP are both pending at SIGCONT, and a run the reconcile finished
+        // before the reload took effect is redone with the new host variable (CI saw 24 once).
+        #expect((20...40).contains(madeGoodB), "made good: \(madeGoodB)")
         #expect(await daemon.stop() == 0)
     }
 
