@@ -155,6 +155,18 @@ test_first_apply() {
     expect_eq "apply_ms" "$(applied apply_ms | tr -d 0-9)" ""
 }
 
+# The units' mode: stderr is the journal; the priority is sd-daemon's "<N>" prefix, nothing else.
+test_journal_log() {
+    use_disc d1 1 hv-a
+    hook 10-fails 'exit 3'
+    RECONTEXT_LOG=journal companion --trigger media-change || fail "exit status $?"
+    expect_line "$T/log" "<5>generation 1 ($(applied content_hash | cut -c1-12)) from hv-a in $(applied dir) (trigger media-change, previous host none)"
+    grep -q '^<4>hook 10-fails failed:3 after 0 s' "$T/log" || fail "no <4> line for the failing hook: $(cat "$T/log")"
+    expect_line "$T/log" "<5>applied generation 1: hooks-failed (10-fails:failed:3)"
+    grep -v '^<[0-7]>' "$T/log" && fail "a line without a priority prefix"
+    return 0
+}
+
 test_same_generation_twice() {
     use_disc d1 1 hv-a
     counting_hook
@@ -563,7 +575,7 @@ test_packages() {
 
 # MARK: - Runner
 
-ALL="first_apply same_generation_twice new_generation same_number_other_hash failing_hook hook_timeout
+ALL="first_apply journal_log same_generation_twice new_generation same_number_other_hash failing_hook hook_timeout
 concurrent_flock concurrent_mkdir_lock stale_mkdir_lock new_generation_during_hook
 new_generation_during_hook_no_event notify_waits_for_generation notify_gives_up ack_fd ack_fd_other_holder
 record_time bad_record
