@@ -1,9 +1,17 @@
 #!/usr/bin/python3
-"""Event to *guest applied*: the busybox test guest (TCG) running the guest companion, live-migrated
-between two private libvirt hosts with the release recontextd "on" each (issue 12's figure).
+"""Event to *guest applied*: a test guest (TCG) running the guest companion, live-migrated between
+two private libvirt hosts with the release recontextd "on" each (issue 12's figure).
 
     sudo /usr/bin/python3 Benchmarks/guest_latency.py --binary RECONTEXTD [--rounds 20] [--bus sata]
         [--modes channel,poll] [--out FILE]
+    sudo /usr/bin/python3 Benchmarks/guest_latency.py --binary RECONTEXTD --guest debian
+        [--modes channel,udev] [--trace]
+
+`--guest busybox` (default): the busybox test guest (Tests/Harness/guest/). `--guest debian`: the
+Debian 12 guest (Tests/Harness/debian/: systemd, udev, Debian's cloud-init; SATA CD-ROM), which
+installs the companion from the CD at first boot as in DebianGuestTests; its hook prints one line
+with the shell's builtins only. `--trace` (debian): the hook also copies the companion's journal
+lines with their monotonic stamps to the console (RECONTEXT_LOG_UPTIME=1 in /etc/default/recontext).
 
 Per mode, one guest is booted and migrated A -> B -> A ... `--rounds` times. For each migration:
 - t0: the RESUMED event on the destination (libvirt's event, timestamped by this script);
@@ -13,9 +21,10 @@ Per mode, one guest is booted and migrated A -> B -> A ... `--rounds` times. For
 - ack (channel mode): the destination's log line "guest applied generation N in X ms" (recontextd's
   own measure, from its receipt of the event to the ack).
 Modes: `channel` (the virtio-serial port: the host says "generation N" right after the insert; the
-test guest's own pollers slowed to 5 s and 30 s, as they are not needed) and `poll` (no port: the
-companion's `--watch` polls the drive every second, the busybox guest's only way). Prints one
-JSON document (p50/p95/max per measure) and writes it to --out.
+busybox guest's own pollers slowed to 5 s and 30 s, as they are not needed), `poll` (busybox, no
+port: the companion's `--watch` polls the drive every second, the busybox guest's only way) and
+`udev` (debian, no port: the kernel's media poll, udev's rule, systemd's recontext-apply@sr0).
+Prints one JSON document (p50/p95/max per measure) and writes it to --out.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import libvirt  # noqa: E402
 
 ROOT = real_hosts.ROOT
 GUEST = os.path.join(ROOT, "Tests/Harness/guest")
+DEBIAN = os.path.join(ROOT, "Tests/Harness/debian")
 ENDPOINTS = {"a": "http://monitor-a.example:9090", "b": "http://monitor-b.example:9090"}
 
 
@@ -57,9 +67,18 @@ def hook_line(serial: str, generation: int, after: int) -> tuple[float, str] | N
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("RECONTEXT-HOOK") and line.rstrip().endswith(f"generation={generation}"):
-            return time.monotonic(), line.strip()
+        start = line.find("RECONTEXT-HOOK")  # text of another console writer may come first
+        if start >= 0 and line.rstrip().endswith(f"generation={generation}"):
+            return time.monotonic(), line[start:].strip()
     return None
+
+
+def marker(serial: str, text: str) -> bool:
+    try:
+        with open(serial, "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False
 
 
 def wait(predicate, timeout: float, what: str, step: float = 0.002):
@@ -72,7 +91,57 @@ def wait(predicate, timeout: float, what: str, step: float = 0.002):
     raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
 
 
-def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work: str) -> dict:
+# The Debian guest's hook: one console line with the shell's builtins only (no program started),
+# so that the figure is the companion's, not the hook's. With --trace it also copies the
+# companion's journal lines of this boot, stamped with the guest's uptime.
+DEBIAN_HOOK = r"""#!/bin/sh
+read -r up _ </proc/uptime
+endpoint=-
+while IFS= read -r line || [ -n "$line" ]; do
+    case $line in endpoint=*) endpoint=${line#endpoint=} ;; esac
+done <"$RECONTEXT_DIR/etc/monitoring.conf"
+echo "RECONTEXT-HOOK uptime=$up trigger=$RECONTEXT_TRIGGER endpoint=$endpoint generation=$RECONTEXT_GENERATION" >/dev/ttyS0
+if [ -e /etc/recontext/trace ]; then
+    journalctl -b -o short-monotonic -t recontext -n 30 --no-pager | sed 's/^/RECONTEXT-TRACE /' >/dev/ttyS0
+fi
+"""
+
+
+def debian_metadata(trace: bool) -> str:
+    """NoCloud with the companion from the CD (as DebianGuest.metadata), the hook above."""
+    hook = "\n".join("      " + line for line in DEBIAN_HOOK.splitlines())
+    files = [
+        "write_files:",
+        "  - path: /etc/recontext/hooks.d/50-console",
+        "    permissions: '0755'",
+        "    content: |",
+        hook,
+    ]
+    if trace:
+        files += [
+            "  - path: /etc/recontext/trace",
+            "    content: ''",
+            "  - path: /etc/default/recontext",
+            "    content: |",
+            "      RECONTEXT_LOG_UPTIME=1",
+        ]
+    user_data = "\n".join([
+        "#cloud-config",
+        "ssh_genkeytypes: [ed25519]",
+        "locale: false",
+        "resize_rootfs: false",
+        *files,
+        "runcmd:",
+        "  - [sh, -c, 'mount -o ro LABEL=cidata /mnt && dpkg -i /mnt/recontext/guest/*.deb; umount /mnt']",
+        "  - [sh, -c, 'echo RECONTEXT-FIRSTBOOT-DONE > /dev/ttyS0']",
+    ]) + "\n"
+    return ("<context format='nocloud' hostname='deb-bench' companion='yes'>"
+            "<file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file>"
+            f"<user-data><![CDATA[{user_data}]]></user-data></context>")
+
+
+def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work: str, guest: str = "busybox",
+             companion: str | None = None, trace: bool = False) -> dict:
     shared = os.path.join(work, f"shared-{mode}")
     images = os.path.join(shared, "images")
     os.makedirs(images, exist_ok=True)
@@ -83,29 +152,54 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
     daemons = {}
     try:
         for side in "ab":
-            daemons[side] = Daemon(binary, hosts[side], work, images, ENDPOINTS[side], tag=f"-{mode}")
+            daemons[side] = Daemon(binary, hosts[side], work, images, ENDPOINTS[side], tag=f"-{mode}",
+                                   companion_directory=companion)
         serial = os.path.join(shared, "serial.log")
-        target = {"ide": "hdc", "sata": "sda", "scsi": "sda"}[bus]
-        env = dict(os.environ, GUEST_CHANNEL="1" if mode == "channel" else "0")
-        if mode == "channel":
-            # With the channel the guest needs no poll: the test guest's own reader and the
-            # companion's --watch are slowed so that they do not compete for its one vCPU.
-            env["GUEST_CMDLINE_EXTRA"] = "recontext.poll=5 recontext.watch=30 " + os.environ.get("GUEST_CMDLINE_EXTRA", "")
-        xml = subprocess.run(
-            ["/bin/sh", os.path.join(GUEST, "guest-domain.xml.sh"), f"gl-{mode}", bus, target, guest_dir, serial],
-            check=True, capture_output=True, text=True, env=env).stdout
+        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        if guest == "debian":
+            # The overlay is a writable cache='none' disk in the shared directory: libvirt takes it
+            # for a local file system (Tests/Harness/debian/README.md).
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
+            disk = os.path.join(shared, "vm.qcow2")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                            os.path.join(guest_dir, "disk.raw"), disk], check=True)
+            env = dict(os.environ, DEBIAN_GUEST_CHANNEL="1" if mode == "channel" else "0")
+            xml = subprocess.run(
+                ["/bin/sh", os.path.join(DEBIAN, "debian-domain.xml.sh"), f"gl-{mode}", guest_dir, disk, serial],
+                check=True, capture_output=True, text=True, env=env).stdout
+            metadata = debian_metadata(trace)
+            boot_timeout = 600
+        else:
+            target = {"ide": "hdc", "sata": "sda", "scsi": "sda"}[bus]
+            env = dict(os.environ, GUEST_CHANNEL="1" if mode == "channel" else "0")
+            if mode == "channel":
+                # With the channel the guest needs no poll: the test guest's own reader and the
+                # companion's --watch are slowed so that they do not compete for its one vCPU.
+                env["GUEST_CMDLINE_EXTRA"] = ("recontext.poll=5 recontext.watch=30 "
+                                              + os.environ.get("GUEST_CMDLINE_EXTRA", ""))
+            xml = subprocess.run(
+                ["/bin/sh", os.path.join(GUEST, "guest-domain.xml.sh"), f"gl-{mode}", bus, target, guest_dir, serial],
+                check=True, capture_output=True, text=True, env=env).stdout
+            metadata = ("<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>"
+                        "endpoint={{host.monitoring_endpoint}}</file></context>")
+            boot_timeout = 240
         dom = hosts["a"].conn.defineXML(xml)
-        dom.setMetadata(
-            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-            "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>"
-            "endpoint={{host.monitoring_endpoint}}</file></context>",
-            "recontext", "urn:recontextd:context:1", libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, metadata, "recontext", "urn:recontextd:context:1",
+                        libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         booted = time.monotonic()
         dom.create()
         uid = dom.UUIDString()
-        wait(lambda: hook_line(serial, 1, 0), 240, "the guest's first hook line", step=0.05)
-        log(f"guest_latency {mode}: booted, first hook line after {time.monotonic() - booted:.1f} s")
-        time.sleep(3)  # the guest settles (its boot-time runs end) before the first measured round
+        if guest == "debian":
+            # cloud-init installs the companion at the end of the first boot; its postinst's first
+            # apply prints the first hook line. Then the first boot's jobs end before round 1.
+            wait(lambda: marker(serial, "RECONTEXT-FIRSTBOOT-DONE"), boot_timeout, "cloud-init's runcmd", step=0.2)
+            wait(lambda: hook_line(serial, 1, 0), 120, "the guest's first hook line", step=0.2)
+            log(f"guest_latency {mode}: booted, first hook line after {time.monotonic() - booted:.1f} s")
+            time.sleep(20)
+        else:
+            wait(lambda: hook_line(serial, 1, 0), boot_timeout, "the guest's first hook line", step=0.05)
+            log(f"guest_latency {mode}: booted, first hook line after {time.monotonic() - booted:.1f} s")
+            time.sleep(3)  # the guest settles (its boot-time runs end) before the first measured round
         rows = []
         side, generation = "a", 1
         for round_ in range(rounds):
@@ -114,12 +208,10 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
             generation += 1
             offset = os.path.getsize(serial)
             t_start = time.monotonic()
-            source.conn.lookupByUUIDString(uid).migrate(
-                destination.conn,
-                libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE,
-                None, None, 0)
+            source.conn.lookupByUUIDString(uid).migrate(destination.conn, flags, None, None, 0)
             t_returned = time.monotonic()
-            seen, line = wait(lambda: hook_line(serial, generation, offset), 30, f"hook line of generation {generation}")
+            seen, line = wait(lambda: hook_line(serial, generation, offset), 30 if guest == "busybox" else 120,
+                              f"hook line of generation {generation}")
             resumed = destination.recorder.first(uid, t_start, "lifecycle", libvirt.VIR_DOMAIN_EVENT_RESUMED)
             inserted = destination.recorder.inserted_after(uid, t_start)
             ack = None
@@ -137,6 +229,7 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
                 "event_to_hook_ms": (seen - resumed) * 1000 if resumed else None,
                 "event_to_ack_ms": ack,
                 "guest_apply_ms": float(apply_ms.group(1)) if mode == "channel" and apply_ms else None,
+                "hook": line,
             })
             log(f"guest_latency {mode} round {round_ + 1}/{rounds}: {rows[-1]}")
             side = destination.name[-1]
@@ -150,7 +243,8 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
         with open(os.path.join(shared, "serial.log"), errors="replace") as f:
             guest_stats = [line.strip() for line in f if line.startswith("# stats")]
         result = {
-            "mode": mode, "bus": bus, "rounds": rounds, "failures": failures,
+            "guest": guest, "mode": mode, "bus": bus if guest == "busybox" else "sata", "rounds": rounds,
+            "failures": failures,
             "guest_stats": guest_stats[-4:],
         }
         for key in ["migrate_ms", "event_to_inserted_ms", "event_to_hook_ms", "event_to_ack_ms", "guest_apply_ms"]:
@@ -171,18 +265,36 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
-    parser.add_argument("--guest-dir", default="/var/cache/recontextd-tests/guest")
+    parser.add_argument("--guest-dir")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--bus", default="sata")
-    parser.add_argument("--modes", default="channel,poll")
+    parser.add_argument("--modes")
+    parser.add_argument("--guest", choices=["busybox", "debian"], default="busybox")
+    parser.add_argument("--trace", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args()
-    subprocess.run(["/bin/sh", os.path.join(GUEST, "build-guest.sh"), args.guest_dir], check=True,
-                   stdout=subprocess.DEVNULL)
     results = {"load at start (1 min)": open("/proc/loadavg").read().split()[0]}
     with tempfile.TemporaryDirectory(prefix="rc-guest-lat.") as work:
-        for mode in args.modes.split(","):
-            results[mode] = run_mode(os.path.abspath(args.binary), args.guest_dir, mode, args.bus, args.rounds, work)
+        companion = None
+        if args.guest == "debian":
+            guest_dir = args.guest_dir or "/var/cache/recontextd-tests/debian"
+            modes = args.modes or "channel,udev"
+            subprocess.run(["/bin/sh", os.path.join(DEBIAN, "build-debian-guest.sh"), guest_dir], check=True,
+                           stdout=subprocess.DEVNULL)
+            # The companion's packages, for companion="yes" (as DebianGuest.buildCompanion).
+            companion = os.path.join(work, "companion")
+            os.makedirs(companion)
+            os.chmod(work, 0o755)
+            subprocess.run(["make", "-s", "-C", ROOT, "guest-deb", "guest-tarball", f"GEN={companion}/gen",
+                            f"OUT={companion}"], check=True)
+        else:
+            guest_dir = args.guest_dir or "/var/cache/recontextd-tests/guest"
+            modes = args.modes or "channel,poll"
+            subprocess.run(["/bin/sh", os.path.join(GUEST, "build-guest.sh"), guest_dir], check=True,
+                           stdout=subprocess.DEVNULL)
+        for mode in modes.split(","):
+            results[mode] = run_mode(os.path.abspath(args.binary), guest_dir, mode, args.bus, args.rounds, work,
+                                     guest=args.guest, companion=companion, trace=args.trace)
     text = json.dumps(results, indent=1)
     print(text)
     if args.out:

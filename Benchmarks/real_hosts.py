@@ -148,7 +148,7 @@ class Host:
 
 class Daemon:
     def __init__(self, binary: str, host: Host, work: str, images: str, endpoint: str, mode: str = "media-change",
-                 tag: str = "") -> None:
+                 tag: str = "", companion_directory: str | None = None) -> None:
         self.host = host
         base = os.path.join(work, f"d-{host.name}{tag}")
         os.makedirs(base, exist_ok=True)
@@ -156,6 +156,7 @@ class Daemon:
         self.metrics_socket = os.path.join(base, "m.sock")
         self.images = images
         self.mode = mode
+        self.companion_directory = companion_directory
         self.write_config(endpoint)
         self.logpath = os.path.join(base, "recontextd.log")
         self.logfile = open(self.logpath, "w")
@@ -194,7 +195,7 @@ host:
 context:
   device:
     mode: {self.mode}
-pipeline:
+{f"  companion-directory: {self.companion_directory}{chr(10)}" if self.companion_directory else ""}pipeline:
   reconcile-interval: 0
 metrics:
   listen: unix:{self.metrics_socket}
