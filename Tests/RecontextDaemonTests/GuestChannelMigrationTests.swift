@@ -148,4 +148,141 @@ struct GuestChannelMigrationTests {
         }
         await hosts.stop()
     }
+
+    /// The daemon's resident memory in KiB (`VmRSS` of /proc/PID/status), 0 when unreadable.
+    static func residentKiB(_ pid: Int32) -> Int {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    /// Issue 12, section 2, in a real guest: the busybox guest with `recontext.hostile=1` (see
+    /// Tests/Harness/guest/init) floods its port, through QEMU and libvirt's stream, with acks
+    /// for generations it was never given, random bytes, 1 MiB lines and a bad hello, and opens
+    /// and closes the port in a loop, while a well-behaved guest on the same host and daemon gets
+    /// two new generations.
+    @Test(
+        "a hostile real guest floods its port: its own record untouched, the other guest's acks taken, the daemon unharmed"
+    )
+    func hostileGuestBesideAGoodOne() async throws {
+        _ = try ProcessRunner.run(
+            "/bin/sh",
+            [
+                GuestMigrationTests.harness.appendingPathComponent("build-guest.sh").path,
+                GuestMigrationTests.guestDirectory,
+            ])
+        var setup = TwoHosts.Setup()
+        setup.numbers = (a: 17, b: 18)
+        let hosts = try await TwoHosts("guest-hostile", setup: setup)
+        let suffix = UUID().uuidString.prefix(6).lowercased()
+        let good = "ghg-\(suffix)"
+        let bad = "ghb-\(suffix)"
+        let goodLog = hosts.root + "/good-serial.log"
+        let badLog = hosts.root + "/bad-serial.log"
+        let daemon = hosts.daemonA
+        func metadata(_ role: String) -> String {
+            "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file>"
+                + "<file path='etc/role.conf'>\(role)</file></context>"
+        }
+        do {
+            var uuids: [String: String] = [:]
+            for (name, serialLog, extra) in [(good, goodLog, ""), (bad, badLog, " recontext.hostile=1")] {
+                var xml = try ProcessRunner.run(
+                    "/bin/sh",
+                    [
+                        GuestMigrationTests.harness.appendingPathComponent("guest-domain.xml.sh").path, name, "sata",
+                        "sda", GuestMigrationTests.guestDirectory, serialLog,
+                    ])
+                xml = xml.replacingOccurrences(of: "</cmdline>", with: "\(extra)</cmdline>")
+                let domain = try hosts.connectionA.defineDomain(xml: xml)
+                try domain.setMetadata(
+                    metadata("web"), key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+                try domain.start()
+                uuids[name] = domain.uuid
+            }
+            let goodUUID = try #require(uuids[good])
+            let badUUID = try #require(uuids[bad])
+            _ = try #require(
+                await GuestMigrationTests.waitForLine(
+                    goodLog, containing: "RECONTEXT-HOOK endpoint=\(TwoHosts.endpointA) generation=1", after: 0,
+                    timeout: .seconds(240)),
+                "good guest: \(GuestMigrationTests.guestLines(goodLog))")
+            // Every stage reached the port before recontextd muted it (the random bytes or the
+            // flood mute it, for a minute; then the guest's writes block).
+            _ = try #require(
+                await GuestMigrationTests.waitForLine(
+                    badLog, containing: "RECONTEXT-HOSTILE round=1 stage=random", after: 0, timeout: .seconds(240)),
+                "hostile guest: \(GuestMigrationTests.guestLines(badLog))")
+            let muted = await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+                daemon.logText.split(separator: "\n").contains {
+                    $0.contains("guest flooded its channel") && $0.contains(badUUID)
+                }
+            }
+            #expect(muted, "the hostile guest was not muted\n\(daemon.logText.suffix(4000))")
+            let rssBefore = Self.residentKiB(daemon.pid)
+
+            // Two new generations for each guest while the hostile one keeps flooding.
+            let connection = hosts.connectionA
+            for (generation, role) in [(2, "db"), (3, "cache")] {
+                let before = GuestMigrationTests.guestLines(goodLog).count
+                for name in [good, bad] {
+                    try connection.domain(named: name).setMetadata(
+                        metadata(role), key: "recontext", namespace: ContextMetadata.namespaceURI,
+                        impact: [.live, .config])
+                }
+                _ = try #require(
+                    await GuestMigrationTests.waitForLine(
+                        goodLog, containing: "RECONTEXT-HOOK endpoint=\(TwoHosts.endpointA) generation=\(generation)",
+                        after: before, timeout: .seconds(90)),
+                    "good guest: \(GuestMigrationTests.guestLines(goodLog).suffix(10))\n\(daemon.logText.suffix(4000))")
+                let acked = await eventually(timeout: .seconds(30), every: .milliseconds(100)) {
+                    daemon.logText.split(separator: "\n").contains {
+                        $0.contains("guest applied generation \(generation) ") && $0.contains(goodUUID)
+                    }
+                }
+                #expect(acked, "no ack of generation \(generation) from the good guest\n\(daemon.logText.suffix(4000))")
+            }
+            let stages = GuestMigrationTests.guestLines(badLog).filter { $0.hasPrefix("RECONTEXT-HOSTILE") }.count
+            let rssAfter = Self.residentKiB(daemon.pid)
+
+            // The good guest: acknowledged, accepted.
+            let goodEntry = try #require(try Self.status(hosts, on: hosts.a, side: "a", name: good))
+            #expect(goodEntry["guest_generation"] as? Int == 3, "\(goodEntry)")
+            #expect(goodEntry["guest_result"] as? String == "ok", "\(goodEntry)")
+            // The hostile guest: its context still applied by the host; no claim of its reached its
+            // record (status, the applied record in the domain's metadata); its lines dropped.
+            #expect(
+                daemon.logText.split(separator: "\n").contains {
+                    $0.contains("context applied") && $0.contains(badUUID) && $0.contains(" generation=3 ")
+                }, "the hostile guest's own context was not applied\n\(daemon.logText.suffix(4000))")
+            let badEntry = try #require(try Self.status(hosts, on: hosts.a, side: "a", name: bad))
+            #expect(badEntry["guest_generation"] == nil || badEntry["guest_generation"] is NSNull, "\(badEntry)")
+            let channel = badEntry["guest_channel"] as? [String: Any]
+            let dropped = channel?["dropped"] as? [String: Int] ?? [:]
+            #expect(!dropped.isEmpty || channel?["channel"] as? String == "muted", "\(badEntry)")
+            let applied = try hosts.a.virsh(["metadata", bad, "--uri", AppliedMetadata.namespaceURI])
+            #expect(!applied.contains("guest-generation"), "\(applied)")
+            // The daemon: alive, no crash, bounded memory.
+            #expect(daemon.exitDescription == nil, "the daemon ended: \(daemon.exitDescription ?? "")")
+            #expect(rssAfter > 0 && rssAfter < 96 * 1024, "RSS \(rssBefore) -> \(rssAfter) KiB")
+            print(
+                "hostile guest: \(stages) stages sent (a bad hello, false acks, a 1 MiB line, 200 reopens, 64 KiB random, a flood) "
+                    + "beside a good guest acked at generations 2 and 3; the hostile one's channel: "
+                    + "\(channel?["channel"] ?? "-"), dropped \(dropped); recontextd RSS \(rssBefore) -> \(rssAfter) KiB"
+            )
+            for name in [good, bad] {
+                _ = try? hosts.a.virsh(["destroy", name])
+                _ = try? hosts.a.virsh(["undefine", name])
+            }
+        } catch {
+            Issue.record(
+                "\(error)\nA: \(daemon.logText.suffix(6000))\ngood: \(GuestMigrationTests.guestLines(goodLog).suffix(20))\nbad: \(GuestMigrationTests.guestLines(badLog).suffix(20))"
+            )
+            for name in [good, bad] {
+                _ = try? hosts.a.virsh(["destroy", name])
+                _ = try? hosts.a.virsh(["undefine", name])
+            }
+        }
+        await hosts.stop()
+    }
 }
