@@ -60,10 +60,8 @@ struct GuestChannelMigrationTests {
         return entries?.first { $0["name"] as? String == name }
     }
 
-    @Test(
-        "A to B and back: hook prints each destination's endpoint, the ack reaches its recontextd",
-        arguments: [("sata", "sda"), ("ide", "hdc"), ("scsi", "sda")])
-    func channelAcrossMigrations(bus: String, target: String) async throws {
+    /// The busybox guest built (or found cached), and two hosts (17 and 18) with recontextd.
+    static func guestHosts(_ label: String) async throws -> TwoHosts {
         _ = try ProcessRunner.run(
             "/bin/sh",
             [
@@ -72,7 +70,14 @@ struct GuestChannelMigrationTests {
             ])
         var setup = TwoHosts.Setup()
         setup.numbers = (a: 17, b: 18)
-        let hosts = try await TwoHosts("guest-channel-\(bus)", setup: setup)
+        return try await TwoHosts(label, setup: setup)
+    }
+
+    @Test(
+        "A to B and back: hook prints each destination's endpoint, the ack reaches its recontextd",
+        arguments: [("sata", "sda"), ("ide", "hdc"), ("scsi", "sda")])
+    func channelAcrossMigrations(bus: String, target: String) async throws {
+        let hosts = try await Self.guestHosts("guest-channel-\(bus)")
         let serialLog = hosts.root + "/serial.log"
         let name = "gch-\(bus)-\(UUID().uuidString.prefix(6).lowercased())"
         do {
@@ -165,15 +170,7 @@ struct GuestChannelMigrationTests {
         "a hostile real guest floods its port: its own record untouched, the other guest's acks taken, the daemon unharmed"
     )
     func hostileGuestBesideAGoodOne() async throws {
-        _ = try ProcessRunner.run(
-            "/bin/sh",
-            [
-                GuestMigrationTests.harness.appendingPathComponent("build-guest.sh").path,
-                GuestMigrationTests.guestDirectory,
-            ])
-        var setup = TwoHosts.Setup()
-        setup.numbers = (a: 17, b: 18)
-        let hosts = try await TwoHosts("guest-hostile", setup: setup)
+        let hosts = try await Self.guestHosts("guest-hostile")
         let suffix = UUID().uuidString.prefix(6).lowercased()
         let good = "ghg-\(suffix)"
         let bad = "ghb-\(suffix)"
