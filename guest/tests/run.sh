@@ -177,6 +177,10 @@ test_same_generation_twice() {
     grep -q 'generation 1 .* already applied (trigger notify)' "$T/log" || fail "no 'already applied' in the log"
     companion --force || fail "forced run: exit status $?"
     expect_eq "hook runs after --force" "$(count_lines "$T/runs")" 2
+    # The forced copy (its name taken by the current one) replaced it: one directory, complete.
+    expect_eq "directories after --force" "$(cd "$RECONTEXT_RUN_DIR" && ls -d gen-* .fetch.* 2>/dev/null | tr '\n' ' ')" \
+        "$(readlink "$RECONTEXT_RUN_DIR/current") "
+    expect_eq "copied after --force" "$(cat "$RECONTEXT_RUN_DIR/current/etc/monitoring.conf")" "endpoint=http://monitor-hv-a.example:9090"
 }
 
 test_new_generation() {
