@@ -1,5 +1,6 @@
 import Foundation
 import ISOBuilder
+import TestSupport
 import Testing
 
 // MARK: - Memory
@@ -8,21 +9,15 @@ import Testing
 /// (`Benchmarks/`, `scripts/bench`), never by tests.
 @Suite("Memory: builds do not leak", .serialized)
 struct MemoryLeakTests {
-    /// Resident set size of this process in bytes, from /proc/self/statm.
-    private func residentBytes() throws -> Int {
-        let statm = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8)
-        let pages = try #require(Int(statm.split(separator: " ")[1]))
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     @Test("10 000 builds do not grow memory (no leak per build)")
     func noLeak() throws {
         let image = Fixtures.tenFiles()
         let builder = ISOBuilder()
         for _ in 0..<200 { _ = try builder.makeImage(image) }
-        let before = try residentBytes()
+        let before = ResidentMemory.bytes()
+        try #require(before > 0, "/proc/self/statm unreadable")
         for _ in 0..<10_000 { _ = try builder.makeImage(image) }
-        let after = try residentBytes()
+        let after = ResidentMemory.bytes()
         let growth = after - before
         print(
             "ISOBuilder memory: RSS \(before / 1024) KiB before, \(after / 1024) KiB after 10 000 builds "

@@ -154,13 +154,6 @@ struct GuestChannelMigrationTests {
         await hosts.stop()
     }
 
-    /// The daemon's resident memory in KiB (`VmRSS` of /proc/PID/status), 0 when unreadable.
-    static func residentKiB(_ pid: Int32) -> Int {
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-
     /// Issue 12, section 2, in a real guest: the busybox guest with `recontext.hostile=1` (see
     /// Tests/Harness/guest/init) floods its port, through QEMU and libvirt's stream, with acks
     /// for generations it was never given, random bytes, 1 MiB lines and a bad hello, and opens
@@ -216,7 +209,7 @@ struct GuestChannelMigrationTests {
                 }
             }
             #expect(muted, "the hostile guest was not muted\n\(daemon.logText.suffix(4000))")
-            let rssBefore = Self.residentKiB(daemon.pid)
+            let rssBefore = ResidentMemory.bytes(of: daemon.pid) / 1024
 
             // Two new generations for each guest while the hostile one keeps flooding.
             let connection = hosts.connectionA
@@ -240,7 +233,7 @@ struct GuestChannelMigrationTests {
                 #expect(acked, "no ack of generation \(generation) from the good guest\n\(daemon.logText.suffix(4000))")
             }
             let stages = GuestMigrationTests.guestLines(badLog).filter { $0.hasPrefix("RECONTEXT-HOSTILE") }.count
-            let rssAfter = Self.residentKiB(daemon.pid)
+            let rssAfter = ResidentMemory.bytes(of: daemon.pid) / 1024
 
             // The good guest: acknowledged, accepted.
             let goodEntry = try #require(try Self.status(hosts, on: hosts.a, side: "a", name: good))
@@ -267,18 +260,14 @@ struct GuestChannelMigrationTests {
                     + "beside a good guest acked at generations 2 and 3; the hostile one's channel: "
                     + "\(channel?["channel"] ?? "-"), dropped \(dropped); recontextd RSS \(rssBefore) -> \(rssAfter) KiB"
             )
-            for name in [good, bad] {
-                _ = try? hosts.a.virsh(["destroy", name])
-                _ = try? hosts.a.virsh(["undefine", name])
-            }
         } catch {
             Issue.record(
                 "\(error)\nA: \(daemon.logText.suffix(6000))\ngood: \(GuestMigrationTests.guestLines(goodLog).suffix(20))\nbad: \(GuestMigrationTests.guestLines(badLog).suffix(20))"
             )
-            for name in [good, bad] {
-                _ = try? hosts.a.virsh(["destroy", name])
-                _ = try? hosts.a.virsh(["undefine", name])
-            }
+        }
+        for name in [good, bad] {
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
         }
         await hosts.stop()
     }

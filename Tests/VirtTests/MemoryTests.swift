@@ -47,23 +47,16 @@ struct MemoryTests {
     "MemoryProbe", .serialized,
     .enabled(if: ProcessInfo.processInfo.environment["RECONTEXTD_MEMORY_PROBE"] != nil, "runs in its own process"))
 struct MemoryProbe {
-    /// Resident set size of this process in bytes, from /proc/self/statm.
-    static func residentBytes() -> Int {
-        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = statm.split(separator: " ")
-        return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     @Test("domain-XML parses")
     func domainXMLParses() throws {
         let xml = TestDriverTests.domainXML(name: "memory-xml")
         for _ in 0..<500 { _ = try DomainXML.cdroms(in: xml) } // warm-up
-        let before = Self.residentBytes()
+        let before = ResidentMemory.bytes()
         for _ in 0..<10_000 {
             let cdroms = try DomainXML.cdroms(in: xml)
             precondition(cdroms.count == 1)
         }
-        let growth = Self.residentBytes() - before
+        let growth = ResidentMemory.bytes() - before
         print("memory: 10000 domain-XML parses grew RSS by \(growth / 1024) KiB")
     }
 
@@ -83,10 +76,10 @@ struct MemoryProbe {
         }
         try cycle(250) // warm-up: 500 events
         await collector.waitFor(500)
-        let before = Self.residentBytes()
+        let before = ResidentMemory.bytes()
         try cycle(5_000) // 10,000 events: STARTED/BOOTED and STOPPED/DESTROYED each
         let received = await collector.waitFor(10_500)
-        let growth = Self.residentBytes() - before
+        let growth = ResidentMemory.bytes() - before
         print("memory: \(received - 500) events received, RSS grew by \(growth / 1024) KiB")
         #expect(received >= 10_500)
     }
