@@ -5,17 +5,22 @@ import PackageDescription
 ///
 /// Dependencies point one way (SwiftPM refuses cycles, so `swift build` proves it):
 ///
-///     C modules (Modules/)        CLibvirt, CLibisofs, CLibxml2, CSystemd
-///     AtomicFile                  the one way a file is written (temporary name, fsync, rename)
-///     wrappers                    XML (libxml2), Virt (libvirt), ISOBuilder (libisofs, AtomicFile)
-///     RecontextCore               model, metadata, formats, pipeline, DomainCoordinator; speaks of "a
-///                                 hypervisor", imports no C module and, of the wrappers, only XML
+///     C modules (Modules/)        CLibvirt, CLibisofs, CLibxml2, CLibyaml, CLibcrypto, CSystemd
+///     AtomicFile, Threads         the one way a file is written; named threads, a pthread lock
+///     wrappers                    XML (libxml2), YAML (libyaml), Digest (libcrypto), Virt (libvirt),
+///                                 ISOBuilder (libisofs, AtomicFile)
+///     RecontextCore               model, metadata, formats, templates, pipeline, DomainCoordinator;
+///                                 speaks of "a hypervisor", imports no C module and, of the wrappers,
+///                                 only XML, YAML and Digest
 ///     RecontextConfiguration      the configuration file (keys, loader, validation) → Core's types
 ///     RecontextHook               the libvirt qemu hook: configuration and XML only
 ///     RecontextDaemon             adapters (libvirt, libisofs, files), services, journal, metrics
 ///     recontextd                  the executable: argument-parser commands only
 ///
-/// C modules are imported with `internal import`, so no C type leaks from a wrapper.
+/// C modules are imported with `internal import`, so no C type leaks from a wrapper. No target
+/// imports Foundation, nor does any dependency (FoundationEssentials at most): Foundation, its
+/// internationalization and ICU would add ~10 MiB to the idle daemon (BENCHMARKS.md); InstallTests
+/// checks that the binary does not link them.
 let package = Package(
     name: "recontextd",
     products: [
@@ -32,10 +37,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -60,6 +62,18 @@ let package = Package(
             providers: [.apt(["libxml2-dev"])]
         ),
         .systemLibrary(
+            name: "CLibyaml",
+            path: "Modules/CLibyaml",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibcrypto",
+            path: "Modules/CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CSystemd",
             path: "Modules/CSystemd",
             pkgConfig: "libsystemd",
@@ -72,15 +86,26 @@ let package = Package(
             name: "XML",
             dependencies: ["CLibxml2"]
         ),
+        /// The one YAML reader (libyaml events composed into a tree: marks, unique keys, bounded
+        /// depth and aliases) and emitter.
+        .target(
+            name: "YAML",
+            dependencies: ["CLibyaml"]
+        ),
+        /// Named detached threads, a pthread lock and a condition: the little of Foundation's
+        /// threading recontextd used, on pthreads (the daemon links no Foundation).
+        .target(name: "Threads"),
         .target(
             name: "Virt",
-            dependencies: ["CLibvirt", "XML"]
+            dependencies: ["CLibvirt", "XML", "Threads"]
         ),
+        /// SHA-256 from libcrypto (which libvirt loads anyway): the content hash of every image.
+        .target(name: "Digest", dependencies: ["CLibcrypto"]),
         /// Writes a file so that it appears only when complete; every file recontextd writes goes through it.
         .target(name: "AtomicFile"),
         .target(
             name: "ISOBuilder",
-            dependencies: ["CLibisofs", "AtomicFile"]
+            dependencies: ["CLibisofs", "AtomicFile", "Threads"]
         ),
 
         // MARK: - Product
@@ -89,9 +114,8 @@ let package = Package(
             dependencies: [
                 "XML",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "Mustache", package: "swift-mustache"),
+                "Digest",
+                "YAML",
             ]
         ),
         .target(
@@ -99,7 +123,7 @@ let package = Package(
             dependencies: [
                 "RecontextCore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "YAML",
             ]
         ),
         .target(
@@ -112,6 +136,7 @@ let package = Package(
                 "Virt",
                 "ISOBuilder",
                 "AtomicFile",
+                "Threads",
                 "RecontextCore",
                 "RecontextConfiguration",
                 "RecontextHook",
@@ -144,11 +169,14 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "XMLTests", dependencies: ["XML"]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest", "TestSupport"]),
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile", "TestSupport"]),
         .testTarget(name: "VirtTests", dependencies: ["Virt", "TestSupport"]),
-        .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "TestSupport"]),
+        .testTarget(name: "ISOBuilderTests", dependencies: ["ISOBuilder", "Digest", "TestSupport"]),
         .testTarget(
-            name: "RecontextCoreTests", dependencies: ["RecontextCore", "RecontextConfiguration", "TestSupport"]),
+            name: "RecontextCoreTests",
+            dependencies: ["RecontextCore", "RecontextConfiguration", "YAML", "TestSupport"]),
         .testTarget(name: "RecontextConfigurationTests", dependencies: ["RecontextConfiguration", "TestSupport"]),
         .testTarget(
             name: "RecontextDaemonTests",

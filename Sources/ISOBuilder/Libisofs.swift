@@ -1,4 +1,5 @@
 internal import CLibisofs
+import Threads
 
 #if canImport(Glibc)
     import Glibc

@@ -1,14 +1,13 @@
-import Foundation
 import Logging
 import RecontextCore
-import Yams
+import YAML
 
 // MARK: - The sections of the file
 
 extension ConfigReader {
     // MARK: Sections
 
-    mutating func readRoot(_ root: Node, into config: inout DaemonConfiguration) {
+    mutating func readRoot(_ root: YAMLNode, into config: inout DaemonConfiguration) {
         let sections = ["libvirt", "images", "host", "context", "pipeline", "limits", "log", "metrics"]
         for (key, value) in entries(root, path: "", known: sections) {
             switch key {
@@ -24,7 +23,7 @@ extension ConfigReader {
         }
     }
 
-    mutating func readLibvirt(_ node: Node, into libvirt: inout DaemonConfiguration.Libvirt) {
+    mutating func readLibvirt(_ node: YAMLNode, into libvirt: inout DaemonConfiguration.Libvirt) {
         for (key, value) in entries(node, path: "libvirt", known: ["uri", "reconnect-max-backoff"]) {
             let path = "libvirt.\(key)"
             switch key {
@@ -45,7 +44,7 @@ extension ConfigReader {
         }
     }
 
-    mutating func readImages(_ node: Node, into images: inout DaemonConfiguration.Images) {
+    mutating func readImages(_ node: YAMLNode, into images: inout DaemonConfiguration.Images) {
         for (key, value) in entries(node, path: "images", known: ["directory", "mode", "group", "max-size", "shared"]) {
             let path = "images.\(key)"
             switch key {
@@ -60,7 +59,7 @@ extension ConfigReader {
                     }
                 }
             case "group":
-                if value.null != nil, case .scalar(let scalar) = value, scalar.style == .plain {
+                if Self.isPlainNull(value) {
                     images.group = nil
                 } else if let group = string(value, path) {
                     if Self.isGroupName(group) {
@@ -104,8 +103,8 @@ extension ConfigReader {
         return true
     }
 
-    mutating func readHost(_ node: Node, into host: inout HostFacts, limits: MetadataLimits) {
-        var secretNodes: [(String, Node)] = []
+    mutating func readHost(_ node: YAMLNode, into host: inout HostFacts, limits: MetadataLimits) {
+        var secretNodes: [(String, YAMLNode)] = []
         for (key, value) in entries(node, path: "host", known: ["name", "variables", "secret-variables"]) {
             let path = "host.\(key)"
             switch key {
@@ -125,18 +124,19 @@ extension ConfigReader {
                 }
             case "variables":
                 guard case .mapping(let mapping) = value else {
-                    if value.null == nil {
+                    if !value.isNull {
                         report(value, path, "expected a mapping of variable names to strings, got \(Self.shown(value))")
                     }
                     continue
                 }
                 var variables: [String: String] = [:]
-                for (keyNode, valueNode) in mapping {
+                for pair in mapping {
+                    let keyNode = pair.key
                     guard case .scalar(let keyScalar) = keyNode else {
                         report(keyNode, path, "variable names must be plain strings, got \(Self.shown(keyNode))")
                         continue
                     }
-                    let name = keyScalar.string
+                    let name = keyScalar.text
                     let variablePath = "\(path).\(name)"
                     if let problem = Validation.variableName(name, maxLength: limits.maxNameLength) {
                         report(keyNode, variablePath, problem)
@@ -150,14 +150,14 @@ extension ConfigReader {
                         )
                         continue
                     }
-                    if let text = string(valueNode, variablePath, nonEmpty: false) {
+                    if let text = string(pair.value, variablePath, nonEmpty: false) {
                         variables[name] = text
                     }
                 }
                 host.variables = variables
             default:
                 guard case .sequence(let sequence) = value else {
-                    if value.null == nil {
+                    if !value.isNull {
                         report(value, path, "expected a list of variable names, got \(Self.shown(value))")
                     }
                     continue
@@ -178,7 +178,7 @@ extension ConfigReader {
         host.secretVariables = secrets
     }
 
-    mutating func readContext(_ node: Node, into context: inout DaemonConfiguration.Context) {
+    mutating func readContext(_ node: YAMLNode, into context: inout DaemonConfiguration.Context) {
         for (key, value) in entries(
             node, path: "context", known: ["default-format", "managed", "device", "instance-id", "companion-directory"])
         {
@@ -201,7 +201,7 @@ extension ConfigReader {
                         if let mode = choice(deviceValue, devicePath, DaemonConfiguration.DeviceMode.self) {
                             context.device.mode = mode
                         }
-                    } else if deviceValue.null != nil, case .scalar(let scalar) = deviceValue, scalar.style == .plain {
+                    } else if Self.isPlainNull(deviceValue) {
                         context.device.target = nil
                     } else if let target = string(deviceValue, devicePath) {
                         if let problem = Validation.deviceTarget(target) {

@@ -1,12 +1,11 @@
-import Foundation
 import Logging
 import RecontextCore
-import Yams
+import YAML
 
 // MARK: - Sections: pipeline, limits, log, metrics
 
 extension ConfigReader {
-    mutating func readPipeline(_ node: Node, into pipeline: inout DaemonConfiguration.Pipeline) {
+    mutating func readPipeline(_ node: YAMLNode, into pipeline: inout DaemonConfiguration.Pipeline) {
         for (key, value) in entries(
             node, path: "pipeline",
             known: ["concurrency", "reconcile-interval", "collect-grace", "shutdown-budget", "retry"])
@@ -33,7 +32,7 @@ extension ConfigReader {
                     }
                 }
             default:
-                var initialNode: Node?
+                var initialNode: YAMLNode?
                 for (retryKey, retryValue) in entries(
                     value, path: path, known: ["attempts", "initial-backoff", "max-backoff"])
                 {
@@ -69,7 +68,7 @@ extension ConfigReader {
         }
     }
 
-    mutating func readLimits(_ node: Node, into limits: inout MetadataLimits) {
+    mutating func readLimits(_ node: YAMLNode, into limits: inout MetadataLimits) {
         let known = [
             "max-files", "max-file-size", "max-total-size", "max-path-length", "max-path-depth", "max-depth",
             "max-variables",
@@ -91,7 +90,7 @@ extension ConfigReader {
         }
     }
 
-    mutating func readLog(_ node: Node, into config: inout DaemonConfiguration) {
+    mutating func readLog(_ node: YAMLNode, into config: inout DaemonConfiguration) {
         for (key, value) in entries(node, path: "log", known: ["level", "target"]) {
             if key == "level" {
                 if let parsed = choice(value, "log.level", Logger.Level.self) { config.logLevel = parsed }
@@ -102,12 +101,11 @@ extension ConfigReader {
     }
 
     /// Whether `node` is written as nothing (or `null`, `~`), not as a quoted string.
-    static func isPlainNull(_ node: Node) -> Bool {
-        guard node.null != nil, case .scalar(let scalar) = node else { return false }
-        return scalar.style == .plain
+    static func isPlainNull(_ node: YAMLNode) -> Bool {
+        node.isNull && node.scalar?.style == .plain
     }
 
-    mutating func readMetrics(_ node: Node, into metrics: inout DaemonConfiguration.Metrics) {
+    mutating func readMetrics(_ node: YAMLNode, into metrics: inout DaemonConfiguration.Metrics) {
         for (key, value) in entries(node, path: "metrics", known: ["textfile", "interval", "listen"]) {
             let path = "metrics.\(key)"
             // An empty value (`textfile:`) means off, as when the key is absent.

@@ -1,7 +1,6 @@
-import Foundation
 import Logging
 import RecontextCore
-import Yams
+import YAML
 
 // MARK: - ConfigReader
 
@@ -16,39 +15,30 @@ struct ConfigReader {
 
     // MARK: Reporting
 
-    mutating func report(_ node: Node?, _ key: String, _ message: String) {
+    mutating func report(_ node: YAMLNode?, _ key: String, _ message: String) {
         let mark = node?.mark
         problems.append(
             ConfigurationProblem(
                 file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: key, message: message))
     }
 
-    func yamlProblem(_ error: Error) -> ConfigurationProblem {
-        func problem(_ mark: Mark?, _ message: String) -> ConfigurationProblem {
-            ConfigurationProblem(
-                file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, key: "", message: message)
+    /// The problem for a text that YAMLReader refused.
+    func yamlProblem(_ error: YAMLError) -> ConfigurationProblem {
+        let message: String
+        switch error.kind {
+        case .duplicateKeys(let keys): message = "key given twice: \(keys.joined(separator: ", "))"
+        default: message = "not valid YAML: \(error.message)"
         }
-        guard let error = error as? YamlError else { return problem(nil, "not valid YAML: \(error)") }
-        switch error {
-        case .scanner(_, let message, let mark, _), .parser(_, let message, let mark, _),
-            .composer(_, let message, let mark, _):
-            return problem(mark, "not valid YAML: \(message)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return problem(context.mark, "key given twice: \(duplicates.joined(separator: ", "))")
-        case .reader(let message, _, _, _):
-            return problem(nil, "not valid YAML: \(message)")
-        default:
-            return problem(nil, "not valid YAML: \(error)")
-        }
+        return ConfigurationProblem(
+            file: file, line: error.mark?.line ?? 0, column: error.mark?.column ?? 0, key: "", message: message)
     }
 
     /// The text of a scalar as written, for messages.
-    static func shown(_ node: Node) -> String {
+    static func shown(_ node: YAMLNode) -> String {
         switch node {
-        case .scalar(let scalar): Validation.quote(scalar.string)
+        case .scalar(let scalar): Validation.quote(scalar.text)
         case .mapping: "a mapping"
         case .sequence: "a list"
-        case .alias: "an alias"
         }
     }
 
@@ -59,22 +49,23 @@ struct ConfigReader {
     // MARK: Structure
 
     /// The entries of a mapping, reporting non-mappings, non-string keys and unknown keys.
-    mutating func entries(_ node: Node, path: String, known: [String]) -> [(String, Node)] {
+    mutating func entries(_ node: YAMLNode, path: String, known: [String]) -> [(String, YAMLNode)] {
         guard case .mapping(let mapping) = node else {
-            if node.null == nil {
+            if !node.isNull {
                 report(
                     node, path, "expected a mapping with keys \(known.joined(separator: ", ")), got \(Self.shown(node))"
                 )
             }
             return []
         }
-        var result: [(String, Node)] = []
-        for (keyNode, value) in mapping {
+        var result: [(String, YAMLNode)] = []
+        for pair in mapping {
+            let keyNode = pair.key
             guard case .scalar(let scalar) = keyNode else {
                 report(keyNode, path, "keys must be plain names, got \(Self.shown(keyNode))")
                 continue
             }
-            let key = scalar.string
+            let key = scalar.text
             guard known.contains(key) else {
                 var message = "unknown key \(Validation.quote(key))"
                 if let suggestion = Self.suggestion(for: key, among: known) {
@@ -85,7 +76,7 @@ struct ConfigReader {
                 report(keyNode, Self.join(path, key), message)
                 continue
             }
-            result.append((key, value))
+            result.append((key, pair.value))
         }
         return result
     }
@@ -126,17 +117,17 @@ struct ConfigReader {
     // MARK: Scalars
 
     /// A non-null scalar's text, or a problem.
-    mutating func scalar(_ node: Node, _ key: String, expected: String) -> String? {
+    mutating func scalar(_ node: YAMLNode, _ key: String, expected: String) -> String? {
         guard case .scalar(let scalar) = node,
-            node.null == nil || scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+            !node.isNull || scalar.style == .singleQuoted || scalar.style == .doubleQuoted
         else {
-            report(node, key, "expected \(expected), got \(node.null != nil ? "nothing" : Self.shown(node))")
+            report(node, key, "expected \(expected), got \(node.isNull ? "nothing" : Self.shown(node))")
             return nil
         }
-        return scalar.string
+        return scalar.text
     }
 
-    mutating func string(_ node: Node, _ key: String, nonEmpty: Bool = true) -> String? {
+    mutating func string(_ node: YAMLNode, _ key: String, nonEmpty: Bool = true) -> String? {
         guard let text = scalar(node, key, expected: "a string") else { return nil }
         if nonEmpty && text.isEmpty {
             report(node, key, "must not be empty")
@@ -146,7 +137,7 @@ struct ConfigReader {
     }
 
     /// A string that is an absolute path without NUL bytes; anything else is reported.
-    mutating func absolutePath(_ node: Node, _ key: String) -> String? {
+    mutating func absolutePath(_ node: YAMLNode, _ key: String) -> String? {
         guard let path = string(node, key) else { return nil }
         guard path.hasPrefix("/"), !path.contains("\0") else {
             report(node, key, "expected an absolute path, got \(Validation.quote(path))")
@@ -155,7 +146,7 @@ struct ConfigReader {
         return path
     }
 
-    mutating func integer(_ node: Node, _ key: String, range: ClosedRange<Int>) -> Int? {
+    mutating func integer(_ node: YAMLNode, _ key: String, range: ClosedRange<Int>) -> Int? {
         guard let text = scalar(node, key, expected: "an integer") else { return nil }
         guard let value = Int(text), range.contains(value) else {
             report(
@@ -166,7 +157,7 @@ struct ConfigReader {
         return value
     }
 
-    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: Node, _ key: String, _ type: T.Type) -> T?
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ node: YAMLNode, _ key: String, _ type: T.Type) -> T?
     where T.RawValue == String {
         let names = T.allCases.map(\.rawValue)
         guard let text = scalar(node, key, expected: "one of \(names.joined(separator: ", "))") else { return nil }
@@ -182,17 +173,18 @@ struct ConfigReader {
     }
 
     /// A duration: a plain number in `unit`, or a number with `ms`, `s`, `m` or `h`.
-    mutating func duration(_ node: Node, _ key: String, unit: Duration, unitName: String, allowZero: Bool) -> Duration?
+    mutating func duration(_ node: YAMLNode, _ key: String, unit: Duration, unitName: String, allowZero: Bool)
+        -> Duration?
     {
         guard let text = scalar(node, key, expected: "a duration") else { return nil }
         let suffixes: [(String, Duration)] = [
             ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)),
         ]
-        var number = text.trimmingCharacters(in: .whitespaces)
+        var number = text.trimmingWhitespace()
         var scale = unit
         for (suffix, value) in suffixes
         where number.hasSuffix(suffix) && number.dropLast(suffix.count).allSatisfy(\.isNumber) {
-            number = String(number.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            number = String(number.dropLast(suffix.count)).trimmingWhitespace()
             scale = value
             break
         }
@@ -208,13 +200,13 @@ struct ConfigReader {
     }
 
     /// A size: bytes, or a number with `B`, `KiB`, `MiB` or `GiB`.
-    mutating func size(_ node: Node, _ key: String, range: ClosedRange<Int>) -> Int? {
+    mutating func size(_ node: YAMLNode, _ key: String, range: ClosedRange<Int>) -> Int? {
         guard let text = scalar(node, key, expected: "a size") else { return nil }
         let suffixes: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("B", 1)]
-        var number = text.trimmingCharacters(in: .whitespaces)
+        var number = text.trimmingWhitespace()
         var scale = 1
         for (suffix, value) in suffixes where number.hasSuffix(suffix) {
-            number = String(number.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            number = String(number.dropLast(suffix.count)).trimmingWhitespace()
             scale = value
             break
         }
@@ -227,5 +219,27 @@ struct ConfigReader {
             return nil
         }
         return count * scale
+    }
+}
+
+// MARK: - Trimming
+
+extension String {
+    /// The string without leading and trailing spaces and tabs (what Foundation's
+    /// `CharacterSet.whitespaces` holds: U+0009 and general category Zs) and, with `newlines`,
+    /// without line breaks either (U+000A to U+000D, U+0085, U+2028, U+2029).
+    func trimmingWhitespace(newlines: Bool = false) -> String {
+        func trimmed(_ scalar: Unicode.Scalar) -> Bool {
+            switch scalar.properties.generalCategory {
+            case .spaceSeparator: return true
+            case .lineSeparator, .paragraphSeparator: return newlines
+            default: return scalar == "\t" || (newlines && (("\n"..."\r").contains(scalar) || scalar == "\u{85}"))
+            }
+        }
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !trimmed($0) }),
+            let last = scalars.lastIndex(where: { !trimmed($0) })
+        else { return "" }
+        return String(String.UnicodeScalarView(scalars[first...last]))
     }
 }

@@ -1,7 +1,11 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import RecontextCore
-import Yams
+import YAML
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // MARK: - ConfigurationLoader
 
@@ -38,16 +42,16 @@ public enum ConfigurationLoader {
             if allowMissing { return try parse(yaml: "", file: path, hostName: hostName) }
             throw failure("no such file")
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw failure("cannot read the file: \(error.localizedDescription)")
+        let bytes: [UInt8]
+        switch readFile(path, limit: maxFileBytes) {
+        case .success(let read):
+            guard read.size <= maxFileBytes else {
+                throw failure("the file is \(read.size) bytes, more than \(maxFileBytes)")
+            }
+            bytes = read.bytes
+        case .failure(let error): throw failure("cannot read the file: \(error)")
         }
-        guard data.count <= maxFileBytes else {
-            throw failure("the file is \(data.count) bytes, more than \(maxFileBytes)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw failure("the file is not valid UTF-8")
         }
         return try parse(yaml: text, file: path, hostName: hostName)
@@ -65,14 +69,14 @@ public enum ConfigurationLoader {
     {
         var reader = ConfigReader(file: file)
         var config = DaemonConfiguration(hostName: hostName ?? systemHostName())
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: yaml)
+            root = try YAMLReader.compose(yaml)
         } catch {
             reader.problems.append(reader.yamlProblem(error))
             throw ConfigurationErrors(problems: reader.problems)
         }
-        if let root, root.null == nil {
+        if let root, !root.isNull {
             reader.readRoot(root, into: &config)
         }
         if !reader.problems.isEmpty {
@@ -85,12 +89,46 @@ public enum ConfigurationLoader {
     /// `ProcessInfo.hostName`, else `localhost`.
     public static func systemHostName() -> String {
         if let data = FileManager.default.contents(atPath: "/proc/sys/kernel/hostname"),
-            let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+            let text = String(data: data, encoding: .utf8)?.trimmingWhitespace(newlines: true),
             !text.isEmpty
         {
             return text
         }
         let name = ProcessInfo.processInfo.hostName
         return name.isEmpty ? "localhost" : name
+    }
+
+    /// The bytes of the file at `path` with its size; or why not, in the C library's words
+    /// (`strerror`). The corresponding C functions are `open`, `fstat` and `read`.
+    ///
+    /// A file larger than `limit` is not read whole: for a regular file `size` is `fstat`'s and
+    /// `bytes` is empty; for anything else (a pipe) reading stops past `limit`, and `size` is
+    /// what was read. Either way `size > limit` says it is too large.
+    static func readFile(_ path: String, limit: Int) -> Result<(bytes: [UInt8], size: Int), ReadError> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return .failure(ReadError(errno: errno)) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return .failure(ReadError(errno: errno)) }
+        let isRegular = status.st_mode & S_IFMT == S_IFREG
+        if isRegular, status.st_size > limit { return .success(([], Int(status.st_size))) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while bytes.count <= limit {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(ReadError(errno: errno))
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return .success((bytes, isRegular ? max(Int(status.st_size), bytes.count) : bytes.count))
+    }
+
+    /// A failed `open` or `read`: the `errno`, shown as `strerror` words.
+    struct ReadError: Error, CustomStringConvertible {
+        let errno: Int32
+        var description: String { String(cString: strerror(errno)) }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import Threads
 
 /// Runs blocking C work (ISO writing, fsync, lock files, connecting to libvirt) off Swift's
 /// cooperative thread pool, on ``BlockingExecutor/shared``: at most
@@ -32,7 +32,7 @@ final class BlockingExecutor: @unchecked Sendable {
     /// The executor behind ``Blocking/run(_:)``.
     static let shared = BlockingExecutor(name: "recontextd-blocking", maximumThreads: sharedThreads)
 
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var jobs: [(@Sendable () -> Void)?] = []
     private var next = 0
     private var threads = 0
@@ -55,7 +55,7 @@ final class BlockingExecutor: @unchecked Sendable {
         condition.lock()
         if stopped {
             condition.unlock()
-            Thread { job() }.start()
+            DetachedThread.start(name: name) { job() }
             return
         }
         jobs.append(job)
@@ -65,9 +65,7 @@ final class BlockingExecutor: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         if start {
-            let thread = Thread { [self] in work() }
-            thread.name = name
-            thread.start()
+            DetachedThread.start(name: name) { [self] in work() }
         }
     }
 

@@ -1,6 +1,10 @@
 import AtomicFile
-import Foundation
+import FoundationEssentials
 import RecontextCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What the host knows of each domain's guest channel, one small JSON file per domain in
 /// `<state>/guest/`, written with ``AtomicFile``; read by `recontextd status`.

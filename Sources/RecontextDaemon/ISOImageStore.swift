@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ISOBuilder
 import RecontextCore
 
@@ -40,13 +40,7 @@ public struct ISOImageStore: ImageStore {
         var info = stat()
         if lstat(directory, &info) != 0 {
             guard errno == ENOENT else { throw Self.systemError("cannot inspect image directory", directory) }
-            do {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
-            } catch {
-                throw ImageStoreError(
-                    "cannot create image directory \(directory): \(error.localizedDescription)", isTransient: false)
-            }
+            try Self.makeDirectories(directory)
             guard lstat(directory, &info) == 0 else {
                 throw Self.systemError("cannot inspect image directory", directory)
             }
@@ -149,6 +143,16 @@ public struct ISOImageStore: ImageStore {
 
     private static func isPlainName(_ name: String) -> Bool {
         !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0")
+    }
+
+    /// `mkdir -p` with mode 0750 for each directory it creates (a parent that exists is kept as it is).
+    private static func makeDirectories(_ path: String) throws(ImageStoreError) {
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o750) == 0 || errno == EEXIST { continue }
+            throw systemError("cannot create image directory", prefix)
+        }
     }
 
     private static func systemError(_ what: String, _ path: String) -> ImageStoreError {

@@ -1,6 +1,7 @@
-import Foundation
+import Dispatch
 import RecontextConfiguration
 import RecontextCore
+import Threads
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +32,7 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
     private let address: MetricsListenAddress
     private let body: @Sendable () -> String
     private let finished = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var running = false
     private var stopped = false
 
@@ -95,12 +96,10 @@ public final class MetricsHTTPResponder: @unchecked Sendable {
         defer { lock.unlock() }
         guard !running, !stopped else { return }
         running = true
-        let thread = Thread { [self] in
+        DetachedThread.start(name: "recontextd-metrics") { [self] in
             acceptLoop()
             finished.signal()
         }
-        thread.name = "recontextd-metrics"
-        thread.start()
     }
 
     /// Stops accepting, waits for the thread, closes the socket and removes a unix socket file.

@@ -1,5 +1,5 @@
 internal import CSystemd
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -65,7 +65,7 @@ public struct Notifier: Sendable {
         case .ready: "READY=1"
         case .reloading: "RELOADING=1\nMONOTONIC_USEC=\(monotonicMicroseconds)"
         case .stopping: "STOPPING=1"
-        case .status(let text): "STATUS=" + text.replacingOccurrences(of: "\n", with: " ")
+        case .status(let text): "STATUS=" + text.replacing("\n", with: " ")
         }
     }
 

@@ -1,9 +1,13 @@
-import Foundation
+import FoundationEssentials
 import ISOBuilder
 import Logging
 import RecontextConfiguration
 import RecontextCore
 import Virt
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What `recontextd status` shows for one domain.
 public struct DomainStatus: Codable, Sendable, Hashable {

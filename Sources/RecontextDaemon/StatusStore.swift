@@ -1,5 +1,5 @@
 import AtomicFile
-import Foundation
+import FoundationEssentials
 import RecontextCore
 
 #if canImport(Glibc)

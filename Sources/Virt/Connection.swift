@@ -1,6 +1,7 @@
 internal import CLibvirt
-import Foundation
+import FoundationEssentials
 import Synchronization
+import Threads
 
 #if canImport(Glibc)
     import Glibc
@@ -322,14 +323,13 @@ private func connectionClosedCallback(_ conn: virConnectPtr?, _ reason: Int32, _
 
 /// Lets one libvirt call at a time through; the others wait, in arrival order of the lock.
 ///
-/// `@unchecked Sendable`: its only state is an `NSLock`.
-final class CallGate: @unchecked Sendable {
-    private let lock = NSLock()
+/// A pthread mutex (``PthreadLock``) rather than `Synchronization.Mutex`, whose `withLock` wants a
+/// `sending` result that a generic libvirt call's result is not.
+final class CallGate: Sendable {
+    private let lock = PthreadLock(())
 
     /// Runs `body` while no other call of this gate runs.
     func run<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        try lock.withLock { (_: inout Void) throws(E) -> T in try body() }
     }
 }

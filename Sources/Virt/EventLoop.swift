@@ -1,6 +1,13 @@
 internal import CLibvirt
-import Foundation
+import Dispatch
 import Synchronization
+import Threads
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// libvirt's default event loop, run on a dedicated thread.
 ///
@@ -14,7 +21,7 @@ import Synchronization
 public enum LibvirtEventLoop {
     private struct State {
         var registered = false
-        var thread: Thread?
+        var running = false
         var stopRequested = false
         var finished: DispatchSemaphore?
     }
@@ -42,10 +49,10 @@ public enum LibvirtEventLoop {
                 }
                 state.registered = true
             }
-            guard state.thread == nil else { return .success(()) }
+            guard !state.running else { return .success(()) }
             state.stopRequested = false
             let finished = DispatchSemaphore(value: 0)
-            let thread = Thread {
+            DetachedThread.start(name: "libvirt-event-loop") {
                 while !LibvirtEventLoop.state.withLock({ $0.stopRequested }) {
                     if virEventRunDefaultImpl() < 0 {
                         // Only fails on internal errors; avoid a hot loop.
@@ -55,17 +62,15 @@ public enum LibvirtEventLoop {
                 }
                 finished.signal()
             }
-            thread.name = "libvirt-event-loop"
-            state.thread = thread
+            state.running = true
             state.finished = finished
-            thread.start()
             return .success(())
         }
         try result.get()
     }
 
     /// True while the loop thread runs.
-    public static var isRunning: Bool { state.withLock { $0.thread != nil } }
+    public static var isRunning: Bool { state.withLock { $0.running } }
 
     /// Stops the loop thread and waits for it to finish its current iteration.
     ///
@@ -73,7 +78,7 @@ public enum LibvirtEventLoop {
     /// from another thread. Connections should be closed first; events for them stop arriving.
     public static func stop() {
         let finished: DispatchSemaphore? = state.withLock { state in
-            guard state.thread != nil else { return nil }
+            guard state.running else { return nil }
             state.stopRequested = true
             return state.finished
         }
@@ -81,7 +86,7 @@ public enum LibvirtEventLoop {
         virEventAddTimeout(0, wakeTimeout, nil, nil)
         finished.wait()
         state.withLock { state in
-            state.thread = nil
+            state.running = false
             state.finished = nil
         }
     }

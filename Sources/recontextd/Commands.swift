@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Logging
 import RecontextConfiguration
 import RecontextCore
@@ -162,7 +162,8 @@ struct StatusCommand: AsyncParsableCommand {
         var rows = [header]
         for status in statuses {
             let last = status.lastRun.map { "\($0.result) (\($0.trigger))" } ?? "-"
-            let total = status.lastRun?.timingsMilliseconds["total"].map { String(format: "%.1f ms", $0) } ?? "-"
+            let total =
+                status.lastRun?.timingsMilliseconds["total"].map { DecimalText.fixed($0, decimals: 1) + " ms" } ?? "-"
             rows.append([
                 status.name, status.state, status.problem != nil ? "error" : (status.inSync ? "yes" : "no"),
                 status.desiredHash.map { String($0.prefix(12)) } ?? "-",
@@ -173,7 +174,7 @@ struct StatusCommand: AsyncParsableCommand {
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             print(
-                row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                row.enumerated().map { $1 + String(repeating: " ", count: max(0, widths[$0] - $1.count)) }.joined(
                     separator: "  "))
         }
         for status in statuses where status.problem != nil { print("\(status.name): \(status.problem!)") }
@@ -184,7 +185,7 @@ struct StatusCommand: AsyncParsableCommand {
             if let version = channel.companionVersion { line += ", companion \(version)" }
             if let ack = channel.lastAck {
                 line += ", last ack g\(ack.generation) \(ack.result) \(ack.verdict)"
-                if let latency = ack.latencyMilliseconds { line += String(format: " in %.0f ms", latency) }
+                if let latency = ack.latencyMilliseconds { line += " in \(DecimalText.fixed(latency, decimals: 0)) ms" }
                 if !ack.failedHooks.isEmpty { line += ", failed hooks: \(ack.failedHooks.joined(separator: ","))" }
             }
             let dropped = channel.dropped.values.reduce(0, +)
@@ -198,9 +199,9 @@ struct StatusCommand: AsyncParsableCommand {
 func describe(_ report: RunReport) -> String {
     let name = report.domain?.name ?? report.uuid
     let timings = Phase.allCases.compactMap { phase in
-        report.timings.phases[phase].map { "\(phase) \(String(format: "%.1f", $0.milliseconds)) ms" }
+        report.timings.phases[phase].map { "\(phase) \(DecimalText.fixed($0.milliseconds, decimals: 1)) ms" }
     }.joined(separator: ", ")
-    let total = String(format: "%.1f", report.timings.total.milliseconds)
+    let total = DecimalText.fixed(report.timings.total.milliseconds, decimals: 1)
     var line: String
     switch report.outcome {
     case .applied(let applied): line = "\(name): applied generation \(applied.generation) (\(applied.imagePath))"

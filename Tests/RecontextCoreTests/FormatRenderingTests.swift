@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Yams
+import YAML
 
 @testable import RecontextCore
 
@@ -16,7 +16,33 @@ struct FormatRenderingTests {
 
     static func yaml(_ file: RenderedFile?) throws -> [String: Any] {
         let file = try #require(file)
-        return try #require(try Yams.load(yaml: file.text) as? [String: Any])
+        return try #require(try load(file.text) as? [String: Any])
+    }
+
+    /// A scalar that a YAML 1.1 reader does not read as a string (`yes`, `null`, `1e3`): never
+    /// `as? String`, so a value or key written unquoted by mistake fails the casts below.
+    struct NotAString: Hashable {
+        let tag: YAMLTag
+        let text: String
+    }
+
+    /// The document as plain values, as a YAML 1.1 loader gives them: a mapping as
+    /// `[AnyHashable: Any]`, a sequence as `[Any]`, a string scalar as `String`, other scalars as
+    /// ``NotAString``.
+    static func load(_ text: String) throws -> Any? {
+        func scalar(_ scalar: YAMLNode.Scalar) -> AnyHashable {
+            scalar.tag == .str ? AnyHashable(scalar.text) : AnyHashable(NotAString(tag: scalar.tag, text: scalar.text))
+        }
+        func value(_ node: YAMLNode) -> Any {
+            switch node {
+            case .scalar(let node): scalar(node).base
+            case .sequence(let sequence): sequence.items.map(value)
+            case .mapping(let mapping):
+                [AnyHashable: Any](
+                    uniqueKeysWithValues: mapping.pairs.map { (scalar($0.key.scalar!), value($0.value)) })
+            }
+        }
+        return try YAMLReader.compose(text).map(value)
     }
 
     static func json(_ file: RenderedFile?) throws -> [String: Any] {
@@ -94,7 +120,7 @@ struct FormatRenderingTests {
         let rendered = try Fixtures.render(ContextSpec(vendorData: .text("#cloud-config\nruncmd: [true]\n")))
         #expect(rendered.files.map(\.path) == ["meta-data", "recontext/context.json", "user-data", "vendor-data"])
         #expect(rendered.file("user-data")?.text == ContextRenderer.emptyCloudConfig)
-        #expect(try Yams.load(yaml: ContextRenderer.emptyCloudConfig) as? [String: Any] != nil)
+        #expect(try Self.load(ContextRenderer.emptyCloudConfig) as? [String: Any] != nil)
         #expect(rendered.file("vendor-data")?.text == "#cloud-config\nruncmd: [true]\n")
         #expect(rendered.file("vendor-data")?.mode == 0o600)
         // The hostname comes from the domain name.

@@ -79,6 +79,25 @@ struct InstallTests {
         return copy
     }
 
+    // MARK: - The binary
+
+    /// Foundation with its internationalization and ICU is ~9 MiB of a ~48 MiB idle daemon
+    /// (BENCHMARKS.md); the daemon uses FoundationEssentials only. An `import Foundation` in a source
+    /// file, or a dependency that imports it, brings them back: this names the libraries that did.
+    @Test("the daemon links no Foundation, only FoundationEssentials")
+    func linksNoFoundation() async throws {
+        let result = try await Self.runAllowingFailure("/usr/bin/readelf", ["--dynamic", RecontextdProcess.binary])
+        #expect(result.status == 0, "\(result.standardError)")
+        let needed = result.standardOutput.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+            .compactMap { line in line.split(separator: "[").last?.split(separator: "]").first.map(String.init) }
+        #expect(needed.contains("libFoundationEssentials.so"), "\(needed)")
+        let foundation = needed.filter {
+            ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so", "libFoundationXML.so"]
+                .contains($0)
+        }
+        #expect(foundation.isEmpty, "linked: \(foundation); all: \(needed)")
+    }
+
     // MARK: - The unit
 
     @Test(

@@ -551,7 +551,7 @@ struct MigratedAwayTests {
                 return task
             }
             func release(_ name: String) {
-                FileManager.default.createFile(atPath: rig.root + "/release-\(name)", contents: nil)
+                _ = FileManager.default.createFile(atPath: rig.root + "/release-\(name)", contents: nil)
             }
             defer { for name in names { release(name) } }
 

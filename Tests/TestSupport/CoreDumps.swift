@@ -64,7 +64,7 @@ public enum CoreDumps {
                 try? current.write(toFile: directory + "/original-core-pattern", atomically: true, encoding: .utf8)
                 guard writeCorePattern(pattern) else { return false }
             }
-            FileManager.default.createFile(atPath: "\(directory)/users/\(getpid())", contents: nil)
+            _ = FileManager.default.createFile(atPath: "\(directory)/users/\(getpid())", contents: nil)
             return true
         }
         if registered { atexit { CoreDumps.restore() } }

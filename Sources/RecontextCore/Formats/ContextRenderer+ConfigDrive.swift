@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // MARK: - ConfigDrive
 
@@ -7,19 +7,20 @@ extension ContextRenderer {
     /// when given.
     func renderConfigDrive(spec: ContextSpec, facts: ResolvedFacts, into output: inout OutputFiles) throws(ContextError)
     {
-        var meta: [String: Any] = [
-            "uuid": facts.instanceID,
-            "name": facts.domain.name,
-            "hostname": facts.hostname,
-            "launch_index": 0,
-            "meta": facts.publicVariables,
-            "recontext": facts.recontextObject,
+        var meta: [String: JSONValue] = [
+            "uuid": .string(facts.instanceID),
+            "name": .string(facts.domain.name),
+            "hostname": .string(facts.hostname),
+            "launch_index": .integer(0),
+            "meta": .strings(facts.publicVariables),
+            "recontext": .object(facts.recontextObject),
         ]
         if let zone = facts.host.variables["zone"], !facts.host.secretVariables.contains("zone") {
-            meta["availability_zone"] = zone
+            meta["availability_zone"] = .string(zone)
         }
         try output.addGenerated(
-            RenderedFile(path: "openstack/latest/meta_data.json", contents: JSONOutput.encode(meta), mode: 0o644))
+            RenderedFile(
+                path: "openstack/latest/meta_data.json", contents: JSONOutput.encode(.object(meta)), mode: 0o644))
         if let document = spec.userData {
             let bytes = try output.render(document.content, isTemplate: document.isTemplate, field: "user-data")
             try output.addGenerated(RenderedFile(path: "openstack/latest/user_data", contents: bytes, mode: 0o600))
@@ -39,7 +40,7 @@ extension ContextRenderer {
     }
 
     func requireJSON(_ bytes: [UInt8], facts: ResolvedFacts, field: String, file: String) throws(ContextError) {
-        guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else {
+        guard JSONValue.parse(bytes) != nil else {
             throw facts.error(
                 .invalidValue, field, "the configdrive format needs \(file) to be JSON, and this is not valid JSON")
         }

@@ -1,4 +1,4 @@
-import Yams
+import YAML
 
 // MARK: - NoCloud
 
@@ -30,37 +30,40 @@ extension ContextRenderer {
 
     /// The YAML of `meta-data`: every string double-quoted, keys sorted.
     func noCloudMetaData(_ facts: ResolvedFacts) -> String {
-        func string(_ value: String) -> Node {
-            Node(value, Tag(.str), .doubleQuoted)
+        func string(_ value: String) -> YAMLNode {
+            .scalar(YAMLNode.Scalar(value, style: .doubleQuoted, tag: .str))
         }
-        func key(_ value: String) -> Node {
-            Node(value, Tag(.str), .plain)
+        func key(_ value: String) -> YAMLNode {
+            .scalar(YAMLNode.Scalar(value, style: .plain, tag: .str))
         }
         // Variable names are plain keys unless YAML 1.1 would read them as a boolean or null.
-        func variableKey(_ name: String) -> Node {
+        func variableKey(_ name: String) -> YAMLNode {
             Self.yamlSpecialWords.contains(name.lowercased()) ? string(name) : key(name)
         }
-        func map(_ values: [String: String]) -> Node {
-            Node(values.keys.sorted().map { (variableKey($0), string(values[$0]!)) })
+        func map(_ pairs: [(YAMLNode, YAMLNode)]) -> YAMLNode {
+            .mapping(YAMLNode.Mapping(pairs))
         }
-        let recontext = Node([
+        func map(_ values: [String: String]) -> YAMLNode {
+            map(values.keys.sorted().map { (variableKey($0), string(values[$0]!)) })
+        }
+        let recontext = map([
             (
                 key("domain"),
-                Node([(key("name"), string(facts.domain.name)), (key("uuid"), string(facts.domain.uuid))])
+                map([(key("name"), string(facts.domain.name)), (key("uuid"), string(facts.domain.uuid))])
             ),
             (
                 key("host"),
-                Node([(key("name"), string(facts.host.name)), (key("variables"), map(facts.publicHostVariables))])
+                map([(key("name"), string(facts.host.name)), (key("variables"), map(facts.publicHostVariables))])
             ),
             (key("variables"), map(facts.publicVariables)),
         ])
-        let root = Node([
+        let root = map([
             (key("instance-id"), string(facts.instanceID)),
             (key("local-hostname"), string(facts.hostname)),
             (key("recontext"), recontext),
         ])
-        // Serializing a tree of string scalars cannot fail; the fallback keeps the two keys cloud-init needs.
-        return (try? Yams.serialize(node: root, width: -1, allowUnicode: true))
+        // Emitting a tree of string scalars cannot fail; the fallback keeps the two keys cloud-init needs.
+        return (try? YAMLEmitter.emit(root))
             ?? "instance-id: \"\(facts.instanceID)\"\nlocal-hostname: \"\(facts.hostname)\"\n"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // MARK: - OpenNebula
 
@@ -97,6 +97,6 @@ extension ContextRenderer {
     /// - Parameter value: The value.
     /// - Returns: The quoted word.
     public static func shellQuote(_ value: String) -> String {
-        "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        "'" + value.replacing("'", with: "'\\''") + "'"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // MARK: - ContextRenderer
 
@@ -50,7 +50,8 @@ import Foundation
 /// ## Templates
 ///
 /// Files and documents marked as templates are rendered with Mustache as plain text (no HTML
-/// escaping). A template sees `host.name`, `host.<var>`, `vm.name`, `vm.uuid`, `vm.hostname`,
+/// escaping), by recontextd's own renderer (``TemplateEngine``: the spec's tags, text values only, no
+/// partials). A template sees `host.name`, `host.<var>`, `vm.name`, `vm.uuid`, `vm.hostname`,
 /// `vm.instance_id`, `vm.<var>` and `var.<var>` (host variables overridden by VM ones), secrets
 /// included. A reference to anything undefined is an error naming the variable, the file and the
 /// domain; `{{#host.proxy}}...{{/host.proxy}}` tests for presence without error.
@@ -147,12 +148,12 @@ public struct ContextRenderer: Sendable {
     public static func generationRecord(generation: UInt64, host: String, contentHash: String, domain: DomainIdentity)
         -> RenderedFile
     {
-        let object: [String: Any] = [
-            "content_hash": contentHash,
-            "domain_uuid": domain.uuid,
-            "generation": NSNumber(value: generation),
-            "host": host,
-        ]
+        let object: JSONValue = .object([
+            "content_hash": .string(contentHash),
+            "domain_uuid": .string(domain.uuid),
+            "generation": .unsigned(generation),
+            "host": .string(host),
+        ])
         return RenderedFile(path: generationRecordPath, contents: JSONOutput.encode(object), mode: 0o644)
     }
 
@@ -162,11 +163,11 @@ public struct ContextRenderer: Sendable {
     public static func parseGenerationRecord(_ contents: [UInt8]) -> (
         generation: UInt64, host: String, contentHash: String, domainUUID: String
     )? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(contents)) as? [String: Any],
-            let generation = (object["generation"] as? NSNumber)?.uint64Value,
-            let host = object["host"] as? String,
-            let hash = object["content_hash"] as? String,
-            let uuid = object["domain_uuid"] as? String
+        guard let object = JSONValue.parse(contents),
+            let generation = object["generation"]?.unsignedValue,
+            let host = object["host"]?.stringValue,
+            let hash = object["content_hash"]?.stringValue,
+            let uuid = object["domain_uuid"]?.stringValue
         else { return nil }
         return (generation, host, hash, uuid)
     }
@@ -246,18 +247,5 @@ struct OutputFiles {
                 "the image's files are \(total) bytes together, more than the limit of \(limits.maxTotalBytes)")
         }
         return RenderedContext(format: facts.format, volumeID: volumeID, files: Array(files.values))
-    }
-}
-
-// MARK: - JSONOutput
-
-/// Deterministic JSON: sorted keys, pretty-printed, slashes unescaped, trailing newline.
-enum JSONOutput {
-    static func encode(_ object: Any) -> [UInt8] {
-        // Only dictionaries, arrays, strings and numbers reach here, which JSONSerialization always encodes.
-        let data =
-            (try? JSONSerialization.data(
-                withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
-        return Array(data) + [UInt8(ascii: "\n")]
     }
 }

@@ -1,4 +1,4 @@
-import Crypto
+import Digest
 
 // MARK: - RenderedFile
 
@@ -76,23 +76,17 @@ public struct RenderedContext: Sendable, Hashable {
     /// - Returns: 64 lower-case hex digits.
     public static func computeHash(volumeID: String, files: [RenderedFile]) -> String {
         var hasher = SHA256()
-        func put<T: FixedWidthInteger>(_ value: T) {
-            withUnsafeBytes(of: value.bigEndian) { hasher.update(bufferPointer: $0) }
-        }
-        hasher.update(data: Array("recontext-content-v1".utf8) + [0])
-        put(UInt32(volumeID.utf8.count))
-        hasher.update(data: Array(volumeID.utf8))
-        put(UInt32(files.count))
+        hasher.update(Array("recontext-content-v1".utf8) + [0])
+        hasher.update(bigEndian: UInt32(volumeID.utf8.count))
+        hasher.update(Array(volumeID.utf8))
+        hasher.update(bigEndian: UInt32(files.count))
         for file in files.sorted(by: { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }) {
-            put(UInt32(file.path.utf8.count))
-            hasher.update(data: Array(file.path.utf8))
-            put(file.mode)
-            put(UInt64(file.contents.count))
-            hasher.update(data: file.contents)
+            hasher.update(bigEndian: UInt32(file.path.utf8.count))
+            hasher.update(Array(file.path.utf8))
+            hasher.update(bigEndian: file.mode)
+            hasher.update(bigEndian: UInt64(file.contents.count))
+            hasher.update(file.contents)
         }
-        return hasher.finalize().map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return SHA256.hex(digest: hasher.finalize())
     }
 }

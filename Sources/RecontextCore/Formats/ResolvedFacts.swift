@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // MARK: - ResolvedFacts
 
@@ -126,21 +126,21 @@ struct ResolvedFacts {
     }
 
     /// The `recontext` object shared by `meta-data`, `meta_data.json` and `context.json`.
-    var recontextObject: [String: Any] {
+    var recontextObject: [String: JSONValue] {
         [
-            "domain": ["name": domain.name, "uuid": domain.uuid],
-            "host": ["name": host.name, "variables": publicHostVariables] as [String: Any],
-            "variables": publicVariables,
+            "domain": .strings(["name": domain.name, "uuid": domain.uuid]),
+            "host": .object(["name": .string(host.name), "variables": .strings(publicHostVariables)]),
+            "variables": .strings(publicVariables),
         ]
     }
 
     /// `recontext/context.json`.
     func contextRecord() -> [UInt8] {
         var object = recontextObject
-        object["format"] = format.rawValue
-        object["hostname"] = hostname
-        object["instance_id"] = instanceID
-        return JSONOutput.encode(object)
+        object["format"] = .string(format.rawValue)
+        object["hostname"] = .string(hostname)
+        object["instance_id"] = .string(instanceID)
+        return JSONOutput.encode(.object(object))
     }
 
     /// The bytes of a file or document: rendered when a template, size-checked; and the host

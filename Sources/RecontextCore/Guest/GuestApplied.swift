@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a domain's guest said it applied, accepted by the host: kept in the applied record of the
 /// domain's metadata (``AppliedMetadata``, attributes `guest-*`), so it migrates with the domain.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// The recontextualization of one domain, in phases: resolve, skip if current, build, insert

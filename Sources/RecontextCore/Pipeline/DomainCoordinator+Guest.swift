@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // MARK: - The guest's acknowledgements
 

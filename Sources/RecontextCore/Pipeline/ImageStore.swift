@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Where context images live: builds them atomically, lists and removes them.
 ///
@@ -103,7 +103,7 @@ public enum ImageNaming {
     /// Such a file never has a final-looking name (it starts with a dot), is never attached, and
     /// is removed by image collection once older than the grace period.
     public static func parseTemporary(_ name: String) -> (uuid: String, generation: UInt64, hashPrefix: String)? {
-        guard name.hasPrefix("."), let marker = name.range(of: ".iso.tmp-", options: .backwards) else { return nil }
+        guard name.hasPrefix("."), let marker = name.ranges(of: ".iso.tmp-").last else { return nil }
         let suffix = name[marker.upperBound...]
         let parts = suffix.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].allSatisfy(\.isASCII), parts[0].allSatisfy(\.isNumber),

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 
 // MARK: - skip if current
@@ -252,6 +252,6 @@ extension PipelineRun {
     static func ms(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let ms = Double(seconds) * 1000 + Double(attoseconds) / 1e15
-        return String(format: "%.2f", ms)
+        return DecimalText.fixed(ms, decimals: 2)
     }
 }
