@@ -1,6 +1,10 @@
 import FoundationEssentials
 import RecontextCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension CompanionPackages {
     /// The largest package file read: the companion's packages are a few KiB; anything this big
     /// is not one of them.
@@ -27,10 +31,11 @@ extension CompanionPackages {
         var files: [RenderedFile] = []
         for name in names.filter(isPackageName).sorted() {
             let path = directory + "/" + name
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-                attributes[.type] as? FileAttributeType == .typeRegular
-            else { continue }
-            guard let size = attributes[.size] as? Int, size <= maxFileBytes else {
+            // lstat, not FileManager's attributes: their value types differ between Foundation and
+            // FoundationEssentials (the size is an Int in one, a UInt64 in the other).
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            guard info.st_size <= maxFileBytes else {
                 return .unavailable(directory: directory, reason: "\(name) is larger than \(maxFileBytes) bytes")
             }
             guard let data = FileManager.default.contents(atPath: path) else {

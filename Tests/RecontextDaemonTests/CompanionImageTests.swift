@@ -96,4 +96,38 @@ struct CompanionImageTests {
         let package = try ProcessRunner.run("/usr/bin/dpkg-deb", ["--field", copy, "Package", "Architecture"])
         #expect(package == "Package: recontext-guest\nArchitecture: all\n", "\(package)")
     }
+
+    /// The daemon binary links FoundationEssentials only, the test process Foundation too, and the two
+    /// differ where values are cast from `Any` (FileManager's attributes: a size that is an `Int` under
+    /// Foundation was not one under FoundationEssentials, and every package read "larger than" the
+    /// limit; found by DebianGuestTests). So the packages are read here by the binary itself.
+    @Test(
+        "recontextd render (the binary, FoundationEssentials only) puts the built packages into a companion VM's image",
+        .realPart(missing: toolsMissing))
+    func renderedByTheBinary() async throws {
+        let work = try Self.temporaryDirectory("companion-render")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try DebianGuest.buildCompanion(into: work + "/packages")
+        let node = try TestDriverNode(directory: work)
+        let xml = try String(contentsOfFile: node.path, encoding: .utf8)
+        try xml.replacingOccurrences(of: "format=\"nocloud\">", with: "format=\"nocloud\" companion=\"yes\">")
+            .write(toFile: node.path, atomically: true, encoding: .utf8)
+        let config = try node.writeConfiguration(
+            directory: work, extra: "context:\n  companion-directory: \(work)/packages")
+        let output = work + "/rendered.iso"
+        let render = try RecontextdProcess.runCommand([
+            "render", TestDriverNode.managedName, "--output", output, "--config", config, "--state-dir",
+            work + "/state",
+        ])
+        #expect(render.status == 0, "\(render.standardError)")
+        let image = try ContextImageReader.read(output)
+        let packages = try FileManager.default.contentsOfDirectory(atPath: work + "/packages").sorted()
+        #expect(packages.count == 2, "\(packages)")
+        for name in packages {
+            let read = try #require(
+                image.files["recontext/guest/" + name], "\(name) not in \(image.files.keys.sorted())")
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: work + "/packages/" + name))
+            #expect(read.base64 == bytes.base64EncodedString(), "\(name)")
+        }
+    }
 }
