@@ -55,11 +55,14 @@ enum JSONValue: Codable, Equatable, Sendable {
         .object(values.mapValues { .string($0) })
     }
 
+    /// One decoder for every parse (a run parses the generation record; configdrive documents too).
+    private static let decoder = JSONDecoder()
+
     /// Parses a JSON document (any value at the top, as RFC 8259 allows).
     /// - Parameter bytes: The document.
     /// - Returns: The value, or `nil` when the bytes are not JSON.
     static func parse(_ bytes: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        try? decoder.decode(JSONValue.self, from: Data(bytes))
     }
 
     /// The member `key` of an object; `nil` for anything else.
@@ -89,9 +92,14 @@ enum JSONValue: Codable, Equatable, Sendable {
 /// Deterministic JSON: sorted keys, pretty-printed, slashes unescaped, trailing newline (the bytes
 /// `JSONSerialization` wrote before, so images keep their content hash).
 enum JSONOutput {
-    static func encode(_ value: JSONValue) -> [UInt8] {
+    /// One encoder for every file of every run (its options never change).
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func encode(_ value: JSONValue) -> [UInt8] {
         // Strings, integers, objects and arrays always encode; only a non-finite Double could fail,
         // and none is ever built.
         let data = (try? encoder.encode(value)) ?? Data()
