@@ -188,7 +188,9 @@ extension HypervisorError {
             } else if error.isUnsupported {
                 .unsupported
             } else { .permanent }
-        self.init(kind, operation: operation, message: error.message, code: error.code.rawValue)
+        self.init(
+            kind, operation: operation, message: error.message, code: error.code.rawValue,
+            refusedByTray: error.mentionsTray)
     }
 }
 

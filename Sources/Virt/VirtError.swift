@@ -97,15 +97,17 @@ public struct VirtError: Error, Sendable, Hashable, CustomStringConvertible {
             // QEMU refusing a media step because the tray is in the wrong state right after a
             // SCSI VM arrived by migration, although libvirt had forced the tray open. Seen in CI
             // as "...'blockdev-remove-medium': Tray of device 'scsi0-0-0-0' is not open" and
-            // "...'blockdev-insert-medium': Tray of the device is not open". A retry finds it open.
+            // "...'blockdev-insert-medium': Tray of the device is not open". A retry usually
+            // finds it open; the pipeline replaces a SCSI drive whose tray stays shut.
             return mentionsTray
         default:
             return false
         }
     }
 
-    /// The message names the tray, in either case ("Tray of ..." from QEMU, "open tray" from libvirt).
-    private var mentionsTray: Bool {
+    /// The message names the tray, in either case ("Tray of ..." from QEMU, "open tray" from libvirt):
+    /// a media step refused because the tray was shut (or would not open).
+    public var mentionsTray: Bool {
         message.lowercased().contains("tray")
     }
 

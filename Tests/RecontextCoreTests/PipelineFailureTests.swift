@@ -408,6 +408,57 @@ struct PipelineSCSITests {
         #expect(harness.store.images.keys.sorted() == [old])
     }
 
+    @Test(
+        "a SCSI drive whose tray stays shut through every media change is replaced (detach and attach), with a warning"
+    )
+    func shutTrayReplaced() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .transient, refusedByTray: true)
+        let report = await harness.run()
+
+        let applied = try #require(report.applied, "\(report)")
+        #expect(harness.hypervisor.calls(.changeMedia).filter { $0.scope == .live }.count == 5)
+        #expect(
+            harness.hypervisor.calls.filter { $0.operation != .changeMedia || $0.scope != .live }.map(\.description)
+                == [
+                    "snapshot",
+                    "detachDrive(live) sdb <- \(old)",
+                    "attachDrive(live) sdb <- \(applied.imagePath)",
+                    "changeMedia(config) sdb <- \(applied.imagePath)",
+                    "setAppliedMetadata(live+config)",
+                ])
+        #expect(report.warnings.count == 1)
+        #expect(report.warnings.first?.contains("tray of sdb stayed shut") == true, "\(report.warnings)")
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive("sdb")?.source == applied.imagePath)
+        #expect(domain.configDrive("sdb")?.source == applied.imagePath)
+        #expect(harness.store.removedPaths == [old])
+    }
+
+    @Test("a tray that shuts once is only retried: no replacement")
+    func shutTrayOnce() async throws {
+        let harness = PipelineHarness()
+        _ = harness.addDomainWithPreviousImage(drive: PipelineHarness.scsi())
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: 1, kind: .transient, refusedByTray: true)
+        let report = await harness.run()
+        #expect(report.applied != nil)
+        #expect(harness.hypervisor.calls(.detachDrive).isEmpty && harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(report.warnings.isEmpty)
+    }
+
+    @Test("a shut tray on SATA cannot be replaced: the run fails as transient and the old image stays")
+    func shutTraySATA() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.sata())
+        harness.hypervisor.fail(.changeMedia, scope: .live, times: nil, kind: .transient, refusedByTray: true)
+        let report = await harness.run()
+        let failure = try #require(report.failure)
+        #expect(failure.phase == .insert && failure.transient)
+        #expect(harness.hypervisor.calls(.detachDrive).isEmpty && harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(harness.store.images.keys.sorted() == [old])
+    }
+
     @Test("scsi-replace on a SATA drive falls back to a media change, with a warning")
     func sataFallsBack() async throws {
         let harness = PipelineHarness(deviceMode: .scsiReplace)

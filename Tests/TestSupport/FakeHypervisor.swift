@@ -106,6 +106,8 @@ public final class FakeHypervisor: Hypervisor {
         public var remaining: Int?
         /// Whether the domain disappears (undefined, or migrated away) as the call fails.
         public var vanishes: Bool
+        /// Whether the error says the drive's tray refused the step (``HypervisorError/refusedByTray``).
+        public var refusedByTray: Bool
     }
 
     private struct Held: Sendable {
@@ -166,26 +168,29 @@ public final class FakeHypervisor: Hypervisor {
     ///   - times: How many calls fail; `nil` for all of them.
     ///   - kind: The kind of error.
     ///   - vanishes: Whether the domain disappears as the call fails (throws `noDomain`).
+    ///   - refusedByTray: Whether the error says the drive's tray refused the step.
     public func fail(
         _ operation: Operation, scope: ChangeScope? = nil, uuid: String? = nil, times: Int? = 1,
-        kind: HypervisorError.Kind = .transient, vanishes: Bool = false
+        kind: HypervisorError.Kind = .transient, vanishes: Bool = false, refusedByTray: Bool = false
     ) {
         let uuid = uuid?.lowercased()
         fail(
             where: { call in
                 call.operation == operation && (scope == nil || call.scope == scope)
                     && (uuid == nil || call.uuid == uuid)
-            }, times: times, kind: vanishes ? .noDomain : kind, vanishes: vanishes)
+            }, times: times, kind: vanishes ? .noDomain : kind, vanishes: vanishes, refusedByTray: refusedByTray)
     }
 
     /// Makes the calls that `matches` accepts fail (the call's `error` is not set yet when asked).
     public func fail(
         where matches: @escaping @Sendable (Call) -> Bool, times: Int? = 1, kind: HypervisorError.Kind = .transient,
-        vanishes: Bool = false
+        vanishes: Bool = false, refusedByTray: Bool = false
     ) {
         precondition(times.map { $0 > 0 } ?? true, "times must be positive")
         state.withLock {
-            $0.failures.append(Failure(matches: matches, kind: kind, remaining: times, vanishes: vanishes))
+            $0.failures.append(
+                Failure(
+                    matches: matches, kind: kind, remaining: times, vanishes: vanishes, refusedByTray: refusedByTray))
         }
     }
 
@@ -477,7 +482,11 @@ public final class FakeHypervisor: Hypervisor {
                 recorded.error = failure.kind
                 state.calls.append(recorded)
                 throw HypervisorError(
-                    failure.kind, operation: Self.name(of: call), message: "injected \(failure.kind.rawValue) failure")
+                    failure.kind, operation: Self.name(of: call),
+                    message: failure.refusedByTray
+                        ? "injected: Tray of device 'scsi0-0-0-0' is not open"
+                        : "injected \(failure.kind.rawValue) failure",
+                    refusedByTray: failure.refusedByTray)
             }
             do throws(HypervisorError) {
                 let result = try body(&state)

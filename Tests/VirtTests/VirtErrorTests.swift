@@ -28,7 +28,10 @@ struct VirtErrorTests {
             (.operationFailed, "operation failed: domain is in a job"),
         ])
     func transient(code: VirtError.Code, message: String) {
-        #expect(Self.error(code, message).isTransient)
+        let error = Self.error(code, message)
+        #expect(error.isTransient)
+        // The pipeline replaces a SCSI drive whose tray keeps refusing (HypervisorError.refusedByTray).
+        #expect(error.mentionsTray == message.lowercased().contains("tray"))
     }
 
     @Test(
@@ -43,5 +46,6 @@ struct VirtErrorTests {
         ])
     func permanent(code: VirtError.Code, message: String) {
         #expect(!Self.error(code, message).isTransient)
+        #expect(!Self.error(code, message).mentionsTray)
     }
 }

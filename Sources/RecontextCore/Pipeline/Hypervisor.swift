@@ -153,13 +153,19 @@ public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The hypervisor's numeric error code, when it has one (for libvirt, `virErrorNumber`).
     public var code: Int32?
+    /// True when a media step was refused because the drive's tray was shut (or would not open).
+    /// Between the steps of a media change (open the tray, remove, insert, close) the guest may
+    /// shut the tray again; while it keeps doing so, every media change fails. A SCSI drive can
+    /// be replaced instead (detach and attach), which does not use the tray.
+    public var refusedByTray: Bool
 
     /// Creates an error.
-    public init(_ kind: Kind, operation: String, message: String, code: Int32? = nil) {
+    public init(_ kind: Kind, operation: String, message: String, code: Int32? = nil, refusedByTray: Bool = false) {
         self.kind = kind
         self.operation = operation
         self.message = message
         self.code = code
+        self.refusedByTray = refusedByTray
     }
 
     /// True when the domain is gone.
