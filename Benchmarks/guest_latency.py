@@ -24,6 +24,9 @@ Modes: `channel` (the virtio-serial port: the host says "generation N" right aft
 busybox guest's own pollers slowed to 5 s and 30 s, as they are not needed), `poll` (busybox, no
 port: the companion's `--watch` polls the drive every second, the busybox guest's only way) and
 `udev` (debian, no port: the kernel's media poll, udev's rule, systemd's recontext-apply@sr0).
+`--in-place N` (channel mode, busybox guest): after the migrations, N metadata changes on the host
+the guest is on, without a migration (`in_place_event_to_ack_ms`, `in_place_guest_apply_ms`).
+`GUEST_LATENCY_JIT=1`: also QEMU's `info jit` (HMP) after each apply (taints the domain).
 Prints one JSON document (p50/p95/max per measure) and writes it to --out.
 """
 
@@ -48,6 +51,16 @@ ROOT = real_hosts.ROOT
 GUEST = os.path.join(ROOT, "Tests/Harness/guest")
 DEBIAN = os.path.join(ROOT, "Tests/Harness/debian")
 ENDPOINTS = {"a": "http://monitor-a.example:9090", "b": "http://monitor-b.example:9090"}
+
+
+def jit_summary(dom) -> str:
+    """`info jit` of the domain's QEMU (HMP through libvirt; taints the domain, for measurements only):
+    its TB count and translation buffer use."""
+    import libvirt_qemu  # noqa: PLC0415  (only with GUEST_LATENCY_JIT)
+    text = libvirt_qemu.qemuMonitorCommand(dom, "info jit", libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+    keep = [line.strip() for line in text.splitlines()
+            if line.strip().startswith(("TB count", "Translation buffer state", "gen code size", "TB flush count"))]
+    return "; ".join(keep)
 
 
 def stats(values: list[float]) -> dict:
@@ -141,6 +154,7 @@ def debian_metadata(trace: bool) -> str:
 
 
 def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work: str, guest: str = "busybox",
+             in_place_rounds: int = 0,
              companion: str | None = None, trace: bool = False) -> dict:
     shared = os.path.join(work, f"shared-{mode}")
     images = os.path.join(shared, "images")
@@ -231,9 +245,36 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
                 "guest_apply_ms": float(apply_ms.group(1)) if mode == "channel" and apply_ms else None,
                 "hook": line,
             })
+            if os.environ.get("GUEST_LATENCY_JIT"):
+                # The destination QEMU's TCG translation buffer (HMP `info jit`) once the guest has
+                # applied: how much code the first apply after the arrival had to translate.
+                rows[-1]["jit_after_apply"] = jit_summary(destination.conn.lookupByUUIDString(uid))
             log(f"guest_latency {mode} round {round_ + 1}/{rounds}: {rows[-1]}")
             side = destination.name[-1]
             time.sleep(1)
+        # In place (channel mode): a metadata change on the host the guest is on now, no migration.
+        # The same path from the event to the ack, but the guest's QEMU has run for a while (under
+        # TCG its translation cache is warm, where right after an arrival it starts empty).
+        in_place = []
+        if mode == "channel" and in_place_rounds:
+            host, daemon = hosts[side], daemons[side]
+            dom_here = host.conn.lookupByUUIDString(uid)
+            flags_meta = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            for index in range(in_place_rounds):
+                generation += 1
+                changed = metadata.replace("</file>", f"&#10;# in place {index}</file>")
+                dom_here.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, changed, "recontext",
+                                     "urn:recontextd:context:1", flags_meta)
+                pattern = re.compile(rf"guest applied generation {generation} in (\d+) ms.*")
+                match = wait(lambda: pattern.search(daemon.text()), 30, f"the ack of generation {generation}",
+                             step=0.01)
+                apply_ms = re.search(r"guest\.apply_ms=(\d+)", match.group(0))
+                if os.environ.get("GUEST_LATENCY_JIT"):
+                    log(f"guest_latency {mode} in place {index + 1}: {jit_summary(dom_here)}")
+                in_place.append({"event_to_ack_ms": float(match.group(1)),
+                                 "guest_apply_ms": float(apply_ms.group(1)) if apply_ms else None})
+                log(f"guest_latency {mode} in place {index + 1}/{in_place_rounds}: {in_place[-1]}")
+                time.sleep(1)
         failures = daemons["a"].failures() + daemons["b"].failures()
         if os.environ.get("GUEST_LATENCY_KEEP"):
             keep = os.environ["GUEST_LATENCY_KEEP"]
@@ -250,6 +291,10 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
         for key in ["migrate_ms", "event_to_inserted_ms", "event_to_hook_ms", "event_to_ack_ms", "guest_apply_ms"]:
             values = [row[key] for row in rows if row[key] is not None]
             result[key] = stats(values) if values else None
+        for key in ["event_to_ack_ms", "guest_apply_ms"]:
+            values = [row[key] for row in in_place if row[key] is not None]
+            if values:
+                result[f"in_place_{key}"] = stats(values)
         try:
             hosts[side].conn.lookupByUUIDString(uid).destroy()
         except libvirt.libvirtError:
@@ -271,6 +316,8 @@ def main() -> int:
     parser.add_argument("--modes")
     parser.add_argument("--guest", choices=["busybox", "debian"], default="busybox")
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--in-place", type=int, default=0,
+                        help="channel mode: after the migrations, this many metadata changes with no migration")
     parser.add_argument("--out")
     args = parser.parse_args()
     results = {"load at start (1 min)": open("/proc/loadavg").read().split()[0]}
@@ -294,7 +341,8 @@ def main() -> int:
                            stdout=subprocess.DEVNULL)
         for mode in modes.split(","):
             results[mode] = run_mode(os.path.abspath(args.binary), guest_dir, mode, args.bus, args.rounds, work,
-                                     guest=args.guest, companion=companion, trace=args.trace)
+                                     guest=args.guest, companion=companion, trace=args.trace,
+                                     in_place_rounds=args.in_place)
     text = json.dumps(results, indent=1)
     print(text)
     if args.out:
