@@ -41,29 +41,60 @@ struct GuestMigrationTests {
         }
     }
 
-    @Test("A to B and back to A: the guest prints each destination's monitoring endpoint")
-    func guestFollowsMigrations() async throws {
+    /// Builds (or finds cached) the guest and starts two hosts, 15 and 16: `swift test --filter
+    /// MigrationTests` runs this suite beside MigrationTests, whose hosts are 11 and 12 (the same
+    /// numbers clashed on migration ports).
+    static func guestHosts(_ name: String) async throws -> MigrationTests.TwoHosts {
         _ = try ProcessRunner.run(
-            "/bin/sh", [Self.harness.appendingPathComponent("build-guest.sh").path, Self.guestDirectory])
-        // Hosts 15 and 16: `swift test --filter MigrationTests` runs this suite beside
-        // MigrationTests, whose hosts are 11 and 12 (the same numbers clashed on migration ports).
+            "/bin/sh", [harness.appendingPathComponent("build-guest.sh").path, guestDirectory])
         var setup = MigrationTests.TwoHosts.Setup()
         setup.numbers = (a: 15, b: 16)
-        let hosts = try await MigrationTests.TwoHosts("guest-migration", setup: setup)
+        return try await MigrationTests.TwoHosts(name, setup: setup)
+    }
+
+    /// Defines the guest on A with its CD-ROM on `bus` (as `target`) and the endpoint file in its
+    /// context, `extraCommandLine` added to the kernel's, and starts it.
+    static func startGuest(
+        _ name: String, on hosts: MigrationTests.TwoHosts, bus: String, target: String, serialLog: String,
+        extraCommandLine: String = ""
+    ) throws {
+        var xml = try ProcessRunner.run(
+            "/bin/sh",
+            [harness.appendingPathComponent("guest-domain.xml.sh").path, name, bus, target, guestDirectory, serialLog])
+        if !extraCommandLine.isEmpty {
+            xml = xml.replacingOccurrences(of: "</cmdline>", with: " \(extraCommandLine)</cmdline>")
+        }
+        let domain = try hosts.connectionA.defineDomain(xml: xml)
+        try domain.setMetadata(
+            "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file></context>",
+            key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
+        try domain.start()
+    }
+
+    /// `rounds` metadata changes of the guest on A (the endpoint file gets "/rN"), each waited for
+    /// on the guest's console.
+    static func changeOnA(
+        _ name: String, hosts: MigrationTests.TwoHosts, serialLog: String, rounds: Int, timeout: Duration
+    ) async throws {
+        for round in 1...rounds {
+            let before = guestLines(serialLog).count
+            let xml =
+                "<context format='nocloud'><var name='round'>\(round)</var><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}/r\(round)</file></context>"
+            try hosts.connectionA.domain(named: name).setMetadata(
+                xml, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: [.live, .config])
+            let seen = await waitForLine(serialLog, containing: "/r\(round) ", after: before, timeout: timeout)
+            #expect(
+                seen != nil, "round \(round): \(guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(3000))")
+        }
+    }
+
+    @Test("A to B and back to A: the guest prints each destination's monitoring endpoint")
+    func guestFollowsMigrations() async throws {
+        let hosts = try await Self.guestHosts("guest-migration")
         let serialLog = hosts.root + "/serial.log"
         let name = "guest-\(UUID().uuidString.prefix(6).lowercased())"
         do {
-            let xml = try ProcessRunner.run(
-                "/bin/sh",
-                [
-                    Self.harness.appendingPathComponent("guest-domain.xml.sh").path, name, "sata", "sda",
-                    Self.guestDirectory, serialLog,
-                ])
-            let domain = try hosts.connectionA.defineDomain(xml: xml)
-            try domain.setMetadata(
-                "<context format='nocloud'><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}</file></context>",
-                key: "recontext", namespace: ContextMetadata.namespaceURI, impact: .config)
-            try domain.start()
+            try Self.startGuest(name, on: hosts, bus: "sata", target: "sda", serialLog: serialLog)
 
             let boot = try #require(
                 await Self.waitForLine(
@@ -117,18 +148,7 @@ struct GuestMigrationTests {
 
             // Media changes while the guest has the disc mounted and its door locked (a Linux
             // guest locks it): each must go through at once (forced), never time out on the tray.
-            for round in 1...8 {
-                let before = Self.guestLines(serialLog).count
-                let xml =
-                    "<context format='nocloud'><var name='round'>\(round)</var><file path='etc/monitoring.conf' template='yes'>endpoint={{host.monitoring_endpoint}}/r\(round)</file></context>"
-                try hosts.connectionA.domain(named: name).setMetadata(
-                    xml, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: [.live, .config])
-                let seen = await Self.waitForLine(
-                    serialLog, containing: "/r\(round) ", after: before, timeout: .seconds(30))
-                #expect(
-                    seen != nil,
-                    "round \(round): \(Self.guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(2000))")
-            }
+            try await Self.changeOnA(name, hosts: hosts, serialLog: serialLog, rounds: 8, timeout: .seconds(30))
             #expect(!hosts.daemonA.logText.contains("run failed"), "\(hosts.daemonA.logText)")
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
@@ -136,6 +156,40 @@ struct GuestMigrationTests {
             Issue.record(
                 "\(error)\nA: \(hosts.daemonA.logText)\nB: \(hosts.daemonB.logText)\nserial: \(Self.guestLines(serialLog))"
             )
+        }
+        await hosts.stop()
+    }
+
+    @Test(
+        "a guest that keeps shutting its SCSI tray still gets every new disc (the drive is replaced when media changes keep failing)"
+    )
+    func guestShutsTheTray() async throws {
+        let hosts = try await Self.guestHosts("guest-tray")
+        let serialLog = hosts.root + "/serial-tray.log"
+        let name = "tray-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            // The test guest's own reader prints each disc; three loops open the drive without
+            // pause, and each open closes an open tray (autoclose), as a Linux guest's programs do.
+            try Self.startGuest(
+                name, on: hosts, bus: "scsi", target: "sda", serialLog: serialLog,
+                extraCommandLine: "recontext.companion=0 recontext.autoclose=1 recontext.traybusy=1")
+            _ = try #require(
+                await Self.waitForLine(
+                    serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0,
+                    timeout: .seconds(180)),
+                "serial log: \(Self.guestLines(serialLog))\n\(hosts.daemonA.logText)")
+            try await Self.changeOnA(name, hosts: hosts, serialLog: serialLog, rounds: 4, timeout: .seconds(60))
+            let log = hosts.daemonA.logText
+            #expect(!log.contains("run failed"), "\(log)")
+            let shut = log.components(separatedBy: "change media (live) failed").count - 1
+            let replaced = log.components(separatedBy: "stayed shut through every media change").count - 1
+            print(
+                "guest: tray kept shut by the guest: \(shut) media changes refused, \(replaced) of 5 runs replaced the drive"
+            )
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nserial: \(Self.guestLines(serialLog))")
         }
         await hosts.stop()
     }
