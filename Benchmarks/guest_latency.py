@@ -53,6 +53,15 @@ DEBIAN = os.path.join(ROOT, "Tests/Harness/debian")
 ENDPOINTS = {"a": "http://monitor-a.example:9090", "b": "http://monitor-b.example:9090"}
 
 
+def wait_ack(daemon: Daemon, generation: int) -> tuple[float, float | None]:
+    """Waits for the daemon's "guest applied generation N in X ms" line: X (recontextd's measure, from
+    its receipt of the event to the ack) and the guest's own `guest.apply_ms`."""
+    pattern = re.compile(rf"guest applied generation {generation} in (\d+) ms.*")
+    match = wait(lambda: pattern.search(daemon.text()), 30, f"the ack of generation {generation}", step=0.01)
+    apply_ms = re.search(r"guest\.apply_ms=(\d+)", match.group(0))
+    return float(match.group(1)), float(apply_ms.group(1)) if apply_ms else None
+
+
 def jit_summary(dom) -> str:
     """`info jit` of the domain's QEMU (HMP through libvirt; taints the domain, for measurements only):
     its TB count and translation buffer use."""
@@ -228,13 +237,7 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
                               f"hook line of generation {generation}")
             resumed = destination.recorder.first(uid, t_start, "lifecycle", libvirt.VIR_DOMAIN_EVENT_RESUMED)
             inserted = destination.recorder.inserted_after(uid, t_start)
-            ack = None
-            if mode == "channel":
-                pattern = re.compile(rf"guest applied generation {generation} in (\d+) ms.*")
-                match = wait(lambda: pattern.search(daemon.text()), 30, f"the ack of generation {generation}",
-                             step=0.01)
-                ack = float(match.group(1))
-                apply_ms = re.search(r"guest\.apply_ms=(\d+)", match.group(0))
+            ack, apply_ms = wait_ack(daemon, generation) if mode == "channel" else (None, None)
             if f"endpoint={ENDPOINTS[destination.name[-1]]}" not in line:
                 raise RuntimeError(f"round {round_}: wrong endpoint in {line!r}")
             rows.append({
@@ -242,7 +245,7 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
                 "event_to_inserted_ms": (inserted - resumed) * 1000 if inserted and resumed else None,
                 "event_to_hook_ms": (seen - resumed) * 1000 if resumed else None,
                 "event_to_ack_ms": ack,
-                "guest_apply_ms": float(apply_ms.group(1)) if mode == "channel" and apply_ms else None,
+                "guest_apply_ms": apply_ms,
                 "hook": line,
             })
             if os.environ.get("GUEST_LATENCY_JIT"):
@@ -265,14 +268,10 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
                 changed = metadata.replace("</file>", f"&#10;# in place {index}</file>")
                 dom_here.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, changed, "recontext",
                                      "urn:recontextd:context:1", flags_meta)
-                pattern = re.compile(rf"guest applied generation {generation} in (\d+) ms.*")
-                match = wait(lambda: pattern.search(daemon.text()), 30, f"the ack of generation {generation}",
-                             step=0.01)
-                apply_ms = re.search(r"guest\.apply_ms=(\d+)", match.group(0))
+                ack, apply_ms = wait_ack(daemon, generation)
                 if os.environ.get("GUEST_LATENCY_JIT"):
                     log(f"guest_latency {mode} in place {index + 1}: {jit_summary(dom_here)}")
-                in_place.append({"event_to_ack_ms": float(match.group(1)),
-                                 "guest_apply_ms": float(apply_ms.group(1)) if apply_ms else None})
+                in_place.append({"event_to_ack_ms": ack, "guest_apply_ms": apply_ms})
                 log(f"guest_latency {mode} in place {index + 1}/{in_place_rounds}: {in_place[-1]}")
                 time.sleep(1)
         failures = daemons["a"].failures() + daemons["b"].failures()

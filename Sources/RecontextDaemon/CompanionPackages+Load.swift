@@ -32,7 +32,8 @@ extension CompanionPackages {
         for name in names.filter(isPackageName).sorted() {
             let path = directory + "/" + name
             // lstat, not FileManager's attributes: their value types differ between Foundation and
-            // FoundationEssentials (the size is an Int in one, a UInt64 in the other).
+            // FoundationEssentials (the size is an Int in one, not in the other). lstat also keeps a
+            // FIFO or a link named like a package from being opened.
             var info = stat()
             guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             guard info.st_size <= maxFileBytes else {
