@@ -94,6 +94,23 @@ final class LibvirtDomainSession: DomainSession {
         }
     }
 
+    /// Reads the live definition: when libvirt records the drive's tray open, opens it in QEMU
+    /// (``Domain/openTrayInQEMU(deviceID:)``, through libvirt's monitor passthrough). QEMU
+    /// reports the open, libvirt's record stays open and is right again, and the next media
+    /// change finds the tray as libvirt thinks it is.
+    func reopenTray(_ drive: ContextDrive) async throws(HypervisorError) -> String? {
+        try await withDomain("reopen the tray of \(drive.target)") { domain throws(VirtError) -> String? in
+            guard let live = try domain.cdroms().first(where: { $0.target == drive.target }), live.tray == "open",
+                let alias = live.alias
+            else { return nil }
+            try domain.openTrayInQEMU(deviceID: alias)
+            return
+                "libvirt's record was stale (a reset of the drive by the guest shuts the tray without a tray event); "
+                + "opened it with QEMU's blockdev-open-tray on \(alias) through libvirt "
+                + "(libvirt marks the domain tainted: custom-monitor)"
+        }
+    }
+
     func detachDrive(_ drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError) {
         let xml = CDROMDevice(drive).xml(source: drive.source)
         try await withDomain("detach \(drive.target) (\(scope))") { domain throws(VirtError) in

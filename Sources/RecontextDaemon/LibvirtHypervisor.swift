@@ -127,6 +127,10 @@ public final class LibvirtHypervisor: Hypervisor, Sendable {
             drive: drive, to: source, scope: scope)
     }
 
+    public func reopenTray(of domain: DomainIdentity, drive: ContextDrive) async throws(HypervisorError) -> String? {
+        try await LibvirtDomainSession(hypervisor: self, uuid: domain.uuid).reopenTray(drive)
+    }
+
     public func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope)
         async throws(HypervisorError)
     {

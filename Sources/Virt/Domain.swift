@@ -39,6 +39,7 @@ public final class Domain: @unchecked Sendable {
     }
 
     /// `LibvirtCall.int` through the connection's call gate: one call at a time per connection.
+    @discardableResult
     private func int(_ operation: String, _ body: () -> Int32) throws(VirtError) -> Int32 {
         try connection.gate.run { () throws(VirtError) in try LibvirtCall.int(operation, body) }
     }

@@ -419,8 +419,12 @@ struct PipelineSCSITests {
 
         let applied = try #require(report.applied, "\(report)")
         #expect(harness.hypervisor.calls(.changeMedia).filter { $0.scope == .live }.count == 5)
+        // Each refusal asks whether the tray's record is stale; it is not, so nothing is reopened.
+        #expect(harness.hypervisor.calls(.reopenTray).count == 5)
         #expect(
-            harness.hypervisor.calls.filter { $0.operation != .changeMedia || $0.scope != .live }.map(\.description)
+            harness.hypervisor.calls.filter {
+                ($0.operation != .changeMedia || $0.scope != .live) && $0.operation != .reopenTray
+            }.map(\.description)
                 == [
                     "snapshot",
                     "detachDrive(live) sdb <- \(old)",
@@ -456,6 +460,54 @@ struct PipelineSCSITests {
         let failure = try #require(report.failure)
         #expect(failure.phase == .insert && failure.transient)
         #expect(harness.hypervisor.calls(.detachDrive).isEmpty && harness.hypervisor.calls(.attachDrive).isEmpty)
+        #expect(harness.store.images.keys.sorted() == [old])
+    }
+
+    @Test(
+        "a tray recorded open but shut (the guest reset the drive) is opened and the media changed at once",
+        arguments: [
+            PipelineHarness.sata(), PipelineHarness.scsi(), ContextDrive(target: "hdc", bus: "ide", source: nil),
+        ])
+    func staleTrayReopened(drive: ContextDrive) async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage(drive: drive)
+        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.staleTrays = [drive.target] }
+        let report = await harness.run()
+
+        let applied = try #require(report.applied, "\(report)")
+        #expect(
+            harness.hypervisor.calls.filter { $0.operation != .snapshot && $0.operation != .setAppliedMetadata }
+                .map(\.description)
+                == [
+                    "changeMedia(live) \(drive.target) <- \(applied.imagePath) !transient",
+                    "reopenTray \(drive.target)",
+                    "changeMedia(live) \(drive.target) <- \(applied.imagePath)",
+                    "changeMedia(config) \(drive.target) <- \(applied.imagePath)",
+                ])
+        #expect(report.warnings.count == 1)
+        #expect(
+            report.warnings.first?.hasPrefix("the tray of \(drive.target) was recorded open but was shut") == true
+                && report.warnings.first?.contains("opened it (fake), then changed the media") == true,
+            "\(report.warnings)")
+        let domain = try #require(harness.hypervisor.domain(PipelineHarness.web1.uuid))
+        #expect(domain.liveDrive(drive.target)?.source == applied.imagePath && domain.staleTrays.isEmpty)
+        #expect(harness.store.removedPaths == [old])
+    }
+
+    @Test("a tray whose reopening fails: the refusal is retried as before, with a warning naming the failure")
+    func staleTrayReopenFails() async throws {
+        let harness = PipelineHarness()
+        let old = harness.addDomainWithPreviousImage(drive: PipelineHarness.sata())
+        harness.hypervisor.update(PipelineHarness.web1.uuid) { $0.staleTrays = ["sda"] }
+        harness.hypervisor.fail(.reopenTray, times: nil, kind: .permanent)
+        let report = await harness.run()
+
+        let failure = try #require(report.failure, "\(report)")
+        #expect(failure.phase == .insert && failure.transient, "\(failure)")
+        #expect(failure.message.contains("Tray of device 'sda' is not open"), "\(failure)")
+        #expect(harness.hypervisor.calls(.reopenTray).count == 5)
+        #expect(
+            report.warnings.contains { $0.hasPrefix("the tray of sda could not be reopened") }, "\(report.warnings)")
         #expect(harness.store.images.keys.sorted() == [old])
     }
 

@@ -71,6 +71,20 @@ struct GuestMigrationTests {
         try domain.start()
     }
 
+    /// Starts the guest on A (``startGuest``) and waits until it prints A's endpoint.
+    static func bootOnA(
+        _ name: String, hosts: MigrationTests.TwoHosts, bus: String, target: String, serialLog: String,
+        extraCommandLine: String
+    ) async throws {
+        try startGuest(
+            name, on: hosts, bus: bus, target: target, serialLog: serialLog, extraCommandLine: extraCommandLine)
+        _ = try #require(
+            await waitForLine(
+                serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0,
+                timeout: .seconds(180)),
+            "serial log: \(guestLines(serialLog))\n\(hosts.daemonA.logText)")
+    }
+
     /// `rounds` metadata changes of the guest on A (the endpoint file gets "/rN"), each waited for
     /// on the guest's console.
     static func changeOnA(
@@ -170,14 +184,9 @@ struct GuestMigrationTests {
         do {
             // The test guest's own reader prints each disc; three loops open the drive without
             // pause, and each open closes an open tray (autoclose), as a Linux guest's programs do.
-            try Self.startGuest(
-                name, on: hosts, bus: "scsi", target: "sda", serialLog: serialLog,
+            try await Self.bootOnA(
+                name, hosts: hosts, bus: "scsi", target: "sda", serialLog: serialLog,
                 extraCommandLine: "recontext.companion=0 recontext.autoclose=1 recontext.traybusy=1")
-            _ = try #require(
-                await Self.waitForLine(
-                    serialLog, containing: "monitoring_endpoint=\(MigrationTests.TwoHosts.endpointA)", after: 0,
-                    timeout: .seconds(180)),
-                "serial log: \(Self.guestLines(serialLog))\n\(hosts.daemonA.logText)")
             try await Self.changeOnA(name, hosts: hosts, serialLog: serialLog, rounds: 4, timeout: .seconds(60))
             let log = hosts.daemonA.logText
             #expect(!log.contains("run failed"), "\(log)")
@@ -186,6 +195,48 @@ struct GuestMigrationTests {
             print(
                 "guest: tray kept shut by the guest: \(shut) media changes refused, \(replaced) of 5 runs replaced the drive"
             )
+            _ = try? hosts.a.virsh(["destroy", name])
+            _ = try? hosts.a.virsh(["undefine", name])
+        } catch {
+            Issue.record("\(error)\nA: \(hosts.daemonA.logText)\nserial: \(Self.guestLines(serialLog))")
+        }
+        await hosts.stop()
+    }
+
+    @Test(
+        "a tray libvirt records open but the guest's reset of the drive shut is opened again, and the new disc goes in",
+        arguments: [("ide", "hdc"), ("sata", "sda")])
+    func staleTray(bus: String, target: String) async throws {
+        let hosts = try await Self.guestHosts("guest-stale-tray-\(bus)")
+        let serialLog = hosts.root + "/serial-stale-\(bus).log"
+        let name = "stale-\(bus)-\(UUID().uuidString.prefix(6).lowercased())"
+        do {
+            // The guest resets its ATA link whenever it finds the drive empty (recontext.resetonempty).
+            try await Self.bootOnA(
+                name, hosts: hosts, bus: bus, target: target, serialLog: serialLog,
+                extraCommandLine: "recontext.companion=0 recontext.resetonempty=1")
+            // The tray opened as any guest can open it (libvirt sees QEMU's tray event): the guest
+            // finds the drive empty and resets the link, which shuts the tray without an event.
+            let alias = try #require(try hosts.connectionA.domain(named: name).cdroms().first?.alias)
+            let before = Self.guestLines(serialLog).count
+            _ = try hosts.a.virsh([
+                "qemu-monitor-command", name,
+                #"{"execute":"blockdev-open-tray","arguments":{"id":"\#(alias)","force":true}}"#,
+            ])
+            _ = try #require(
+                await Self.waitForLine(
+                    serialLog, containing: "RECONTEXT tray-reset", after: before, timeout: .seconds(60)),
+                "serial log: \(Self.guestLines(serialLog).suffix(5))")
+            // libvirt records the tray open, QEMU has it shut: the state every media change failed in.
+            #expect(try hosts.connectionA.domain(named: name).cdroms().first?.tray == "open")
+            let block = try hosts.a.virsh(["qemu-monitor-command", name, "--hmp", "info block"])
+            #expect(block.contains("tray closed"), "\(block)")
+
+            try await Self.changeOnA(name, hosts: hosts, serialLog: serialLog, rounds: 1, timeout: .seconds(60))
+            let log = hosts.daemonA.logText
+            #expect(!log.contains("run failed"), "\(log)")
+            #expect(log.contains("the tray of \(target) was recorded open but was shut"), "\(log)")
+            #expect(try hosts.connectionA.domain(named: name).cdroms().first?.tray == nil)
             _ = try? hosts.a.virsh(["destroy", name])
             _ = try? hosts.a.virsh(["undefine", name])
         } catch {

@@ -21,8 +21,8 @@ public final class FakeHypervisor: Hypervisor {
 
     /// The operations of ``Hypervisor``.
     public enum Operation: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-        case snapshot, persistentDrives, activeDomains, changeMedia, detachDrive, attachDrive, setAppliedMetadata,
-            referencedSources, knownDomains
+        case snapshot, persistentDrives, activeDomains, changeMedia, reopenTray, detachDrive, attachDrive,
+            setAppliedMetadata, referencedSources, knownDomains
         public var description: String { rawValue }
     }
 
@@ -44,6 +44,10 @@ public final class FakeHypervisor: Hypervisor {
         public var liveApplied: String?
         /// The applied-state element of the persistent definition, or `nil`.
         public var configApplied: String?
+        /// Live drives whose tray is recorded open but shut (libvirt's stale record after the
+        /// guest reset the drive): every live media change of them is refused by the tray until
+        /// ``FakeHypervisor/reopenTray(of:drive:)`` opens it.
+        public var staleTrays: Set<String> = []
 
         /// Creates a domain; the persistent definition starts with the same drives as the live one.
         public init(
@@ -323,6 +327,12 @@ public final class FakeHypervisor: Hypervisor {
                 guard let index = current.liveDrives.firstIndex(where: { $0.target == drive.target }) else {
                     throw HypervisorError(.permanent, operation: operation, message: "no live CD-ROM \(drive.target)")
                 }
+                if current.staleTrays.contains(drive.target) {
+                    throw HypervisorError(
+                        .transient, operation: operation,
+                        message: "'blockdev-remove-medium': Tray of device '\(drive.target)' is not open",
+                        refusedByTray: true)
+                }
                 current.liveDrives[index].source = source
             }
             if scope.contains(.config) {
@@ -333,6 +343,16 @@ public final class FakeHypervisor: Hypervisor {
                 current.configDrives[index].source = source
             }
             state.domains[domain.uuid] = current
+        }
+    }
+
+    public func reopenTray(of domain: DomainIdentity, drive: ContextDrive) async throws(HypervisorError) -> String? {
+        try await perform(Call(operation: .reopenTray, uuid: domain.uuid, target: drive.target)) {
+            state throws(HypervisorError) -> String? in
+            var current = try Self.existing(domain.uuid, in: state, operation: "reopenTray")
+            guard current.staleTrays.remove(drive.target) != nil else { return nil }
+            state.domains[domain.uuid] = current
+            return "opened it (fake)"
         }
     }
 

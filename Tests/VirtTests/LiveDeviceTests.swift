@@ -80,6 +80,33 @@ struct LiveDeviceTests {
         #expect(kinds.contains(.lifecycle(.started(.booted))))
     }
 
+    @Test(
+        "a tray opened in QEMU through libvirt's monitor passthrough: QEMU's tray event reaches libvirt's record",
+        arguments: [(LibvirtTestHost.CDROM.Bus.sata, "sda"), (.ide, "hdc"), (.scsi, "sda")])
+    func openTrayInQEMU(bus: LibvirtTestHost.CDROM.Bus, target: String) async throws {
+        let vm = try await RunningVM("open-tray-\(bus.rawValue)", bus: bus, target: target)
+        defer { withExtendedLifetime(vm) {} } // cleaned up at the end of the test, not at last use
+        let domain = vm.domain
+        let cdrom = try #require(try domain.cdroms().first)
+        let alias = try #require(cdrom.alias)
+        #expect(cdrom.tray == nil)
+
+        try domain.openTrayInQEMU(deviceID: alias)
+        let kinds = await vm.events.waitUntil(domain: domain.uuid) { $0 == .trayChange(deviceAlias: alias, .open) }
+        #expect(kinds.contains(.trayChange(deviceAlias: alias, .open)), "events: \(kinds)")
+        #expect(try domain.cdroms().first?.tray == "open")
+        let reply = try domain.qemuMonitorCommand(#"{"execute":"query-status"}"#)
+        #expect(reply.contains(#""return""#), "\(reply)")
+
+        // Only a device id goes into the command: nothing that could end the JSON string.
+        for bad in ["", #"x","force":false}}"#, "ide0 1"] {
+            #expect(throws: VirtError.self) { try domain.openTrayInQEMU(deviceID: bad) }
+        }
+        // An unknown device is QEMU's error, passed on.
+        let error = try #require(throws: VirtError.self) { try domain.openTrayInQEMU(deviceID: "no-such-drive") }
+        #expect(error.message.contains("no-such-drive"), "\(error)")
+    }
+
     @Test("a SCSI CD-ROM is detached and attached again with a new image, with device events")
     func scsiDetachAttach() async throws {
         let vm = try await RunningVM("scsi-replace", bus: .scsi, target: "sdb")

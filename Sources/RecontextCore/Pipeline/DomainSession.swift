@@ -18,6 +18,10 @@ public protocol DomainSession: Sendable {
     /// Changes the media of a CD-ROM (a new `<source>`; `nil` ejects).
     func changeMedia(drive: ContextDrive, to source: String?, scope: ChangeScope) async throws(HypervisorError)
 
+    /// Opens a tray recorded open but shut in the emulator (``Hypervisor/reopenTray(of:drive:)``).
+    /// - Returns: what was done; `nil` when the tray was not recorded open.
+    func reopenTray(_ drive: ContextDrive) async throws(HypervisorError) -> String?
+
     /// Hot-unplugs a CD-ROM device (SCSI only).
     func detachDrive(_ drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError)
 
@@ -65,6 +69,10 @@ final class ForwardingDomainSession<H: Hypervisor>: DomainSession {
 
     func changeMedia(drive: ContextDrive, to source: String?, scope: ChangeScope) async throws(HypervisorError) {
         try await hypervisor.changeMedia(of: domain, drive: drive, to: source, scope: scope)
+    }
+
+    func reopenTray(_ drive: ContextDrive) async throws(HypervisorError) -> String? {
+        try await hypervisor.reopenTray(of: domain, drive: drive)
     }
 
     func detachDrive(_ drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError) {

@@ -24,6 +24,17 @@ public protocol Hypervisor: Sendable {
         of domain: DomainIdentity, drive: ContextDrive, to source: String?, scope: ChangeScope
     ) async throws(HypervisorError)
 
+    /// Puts right a tray the hypervisor's manager records as open while the emulator has it shut,
+    /// so that the next media change of `drive` can work: opens it in the emulator.
+    ///
+    /// libvirt 9.0 opens a tray for a media change only when it records it shut, and QEMU shuts a
+    /// tray without telling anyone when the guest resets the drive (as a guest does while it
+    /// boots); from then on every media change fails ("Tray of device ... is not open").
+    /// - Returns: what was done, for the run's warning, when the tray was recorded open and has
+    ///   been opened now; `nil` when it was not recorded open (the refusal has another cause:
+    ///   nothing done).
+    func reopenTray(of domain: DomainIdentity, drive: ContextDrive) async throws(HypervisorError) -> String?
+
     /// Hot-unplugs a CD-ROM device (SCSI only).
     func detachDrive(of domain: DomainIdentity, drive: ContextDrive, scope: ChangeScope) async throws(HypervisorError)
 

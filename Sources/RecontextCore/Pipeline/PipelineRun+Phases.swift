@@ -90,9 +90,7 @@ extension PipelineRun {
                 // A direct change: QEMU opens the tray, swaps and closes it (one TRAY_CHANGE
                 // open/close pair); a separate eject would only add a round trip. No eject phase.
                 do {
-                    try await step(.insert, "change media (live)") { () async throws(HypervisorError) in
-                        try await session.changeMedia(drive: drive, to: newPath, scope: .live)
-                    }
+                    try await changeMediaLive(drive, to: newPath)
                 } catch  where error.refusedByTray && drive.bus == "scsi" {
                     // Seen in CI after a SCSI VM arrived with an emptied drive: every change for
                     // 20 s and more failed on a shut tray, the drive left empty by the first.
@@ -113,6 +111,41 @@ extension PipelineRun {
         var inserted = drive
         inserted.source = newPath
         return inserted
+    }
+
+    /// The live media change, retried on transient errors. A change refused by the tray while
+    /// the hypervisor records that tray open (a stale record: see
+    /// ``Hypervisor/reopenTray(of:drive:)``) gets the tray opened and is tried again at once,
+    /// with a warning; any other refusal is retried with the usual backoff.
+    func changeMediaLive(_ drive: ContextDrive, to newPath: String) async throws(HypervisorError) {
+        var reopened: (refusal: HypervisorError, action: String)?
+        var reopenFailure: HypervisorError?
+        defer {
+            if let reopened {
+                warnings.append(
+                    "the tray of \(drive.target) was recorded open but was shut (\(reopened.refusal.message)): "
+                        + "\(reopened.action), then changed the media")
+            } else if let reopenFailure {
+                warnings.append("the tray of \(drive.target) could not be reopened: \(reopenFailure)")
+            }
+        }
+        try await step(.insert, "change media (live)") { () async throws(HypervisorError) in
+            do throws(HypervisorError) {
+                try await session.changeMedia(drive: drive, to: newPath, scope: .live)
+            } catch  where error.refusedByTray {
+                let refusal = error
+                let action: String?
+                do throws(HypervisorError) {
+                    action = try await session.reopenTray(drive)
+                } catch {
+                    reopenFailure = error
+                    throw refusal
+                }
+                guard let action else { throw refusal }
+                reopened = (refusal, action)
+                try await session.changeMedia(drive: drive, to: newPath, scope: .live)
+            }
+        }
     }
 
     /// What became of the persistent definition.
