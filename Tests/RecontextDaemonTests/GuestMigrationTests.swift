@@ -26,6 +26,13 @@ struct GuestMigrationTests {
             .map(String.init).filter { $0.hasPrefix("RECONTEXT") }
     }
 
+    /// The last `count` lines of the serial log, whatever they are.
+    static func serialTail(_ serialLog: String, count: Int = 40) -> String {
+        guard let data = FileManager.default.contents(atPath: serialLog) else { return "" }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).suffix(count)
+            .joined(separator: "\n")
+    }
+
     /// Waits for a new guest line containing `fragment` after the first `after` lines.
     static func waitForLine(_ serialLog: String, containing fragment: String, after: Int, timeout: Duration) async -> (
         String, Duration
@@ -98,7 +105,12 @@ struct GuestMigrationTests {
                 xml, key: "recontext", namespace: ContextMetadata.namespaceURI, impact: [.live, .config])
             let seen = await waitForLine(serialLog, containing: "/r\(round) ", after: before, timeout: timeout)
             #expect(
-                seen != nil, "round \(round): \(guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(3000))")
+                seen != nil,
+                """
+                round \(round): \(guestLines(serialLog).suffix(3)) \(hosts.daemonA.logText.suffix(3000))
+                serial log tail (with recontext.debug=1: debug lines and kernel messages):
+                \(serialTail(serialLog))
+                """)
         }
     }
 
