@@ -8,7 +8,7 @@ two private libvirt hosts with the release recontextd "on" each (issue 12's figu
         [--modes channel,udev] [--trace]
 
 `--guest busybox` (default): the busybox test guest (Tests/Harness/guest/). `--guest debian`: the
-Debian 12 guest (Tests/Harness/debian/: systemd, udev, Debian's cloud-init; SATA CD-ROM), which
+Debian 12 guest (Tests/Harness/debian/: systemd, udev, Debian's cloud-init), which
 installs the companion from the CD at first boot as in DebianGuestTests; its hook prints one line
 with the shell's builtins only. `--trace` (debian): the hook also copies the companion's journal
 lines with their monotonic stamps to the console (RECONTEXT_LOG_UPTIME=1 in /etc/default/recontext).
@@ -24,6 +24,9 @@ Modes: `channel` (the virtio-serial port: the host says "generation N" right aft
 busybox guest's own pollers slowed to 5 s and 30 s, as they are not needed), `poll` (busybox, no
 port: the companion's `--watch` polls the drive every second, the busybox guest's only way) and
 `udev` (debian, no port: the kernel's media poll, udev's rule, systemd's recontext-apply@sr0).
+`--bus` (sata, ide, scsi; the Debian guest: sata or scsi) places the CD-ROM; `--device-mode
+scsi-replace` (with --bus scsi) makes both daemons detach and attach the drive ("inserted": libvirt's
+DEVICE_ADDED).
 `--in-place N` (channel mode, busybox guest): after the migrations, N metadata changes on the host
 the guest is on, without a migration (`in_place_event_to_ack_ms`, `in_place_guest_apply_ms`).
 `GUEST_LATENCY_JIT=1`: also QEMU's `info jit` (HMP) after each apply (taints the domain).
@@ -164,7 +167,7 @@ def debian_metadata(trace: bool) -> str:
 
 def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work: str, guest: str = "busybox",
              in_place_rounds: int = 0,
-             companion: str | None = None, trace: bool = False) -> dict:
+             companion: str | None = None, trace: bool = False, device_mode: str = "media-change") -> dict:
     shared = os.path.join(work, f"shared-{mode}")
     images = os.path.join(shared, "images")
     os.makedirs(images, exist_ok=True)
@@ -175,8 +178,8 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
     daemons = {}
     try:
         for side in "ab":
-            daemons[side] = Daemon(binary, hosts[side], work, images, ENDPOINTS[side], tag=f"-{mode}",
-                                   companion_directory=companion)
+            daemons[side] = Daemon(binary, hosts[side], work, images, ENDPOINTS[side], mode=device_mode,
+                                   tag=f"-{mode}", companion_directory=companion)
         serial = os.path.join(shared, "serial.log")
         flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
         if guest == "debian":
@@ -186,7 +189,8 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
             disk = os.path.join(shared, "vm.qcow2")
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                             os.path.join(guest_dir, "disk.raw"), disk], check=True)
-            env = dict(os.environ, DEBIAN_GUEST_CHANNEL="1" if mode == "channel" else "0")
+            env = dict(os.environ, DEBIAN_GUEST_CHANNEL="1" if mode == "channel" else "0",
+                       DEBIAN_GUEST_CDROM_BUS=bus)
             xml = subprocess.run(
                 ["/bin/sh", os.path.join(DEBIAN, "debian-domain.xml.sh"), f"gl-{mode}", guest_dir, disk, serial],
                 check=True, capture_output=True, text=True, env=env).stdout
@@ -236,7 +240,7 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
             seen, line = wait(lambda: hook_line(serial, generation, offset), 30 if guest == "busybox" else 120,
                               f"hook line of generation {generation}")
             resumed = destination.recorder.first(uid, t_start, "lifecycle", libvirt.VIR_DOMAIN_EVENT_RESUMED)
-            inserted = destination.recorder.inserted_after(uid, t_start)
+            inserted = destination.recorder.inserted_after(uid, t_start, scsi_replace=device_mode == "scsi-replace")
             ack, apply_ms = wait_ack(daemon, generation) if mode == "channel" else (None, None)
             if f"endpoint={ENDPOINTS[destination.name[-1]]}" not in line:
                 raise RuntimeError(f"round {round_}: wrong endpoint in {line!r}")
@@ -283,7 +287,7 @@ def run_mode(binary: str, guest_dir: str, mode: str, bus: str, rounds: int, work
         with open(os.path.join(shared, "serial.log"), errors="replace") as f:
             guest_stats = [line.strip() for line in f if line.startswith("# stats")]
         result = {
-            "guest": guest, "mode": mode, "bus": bus if guest == "busybox" else "sata", "rounds": rounds,
+            "guest": guest, "mode": mode, "bus": bus, "device_mode": device_mode, "rounds": rounds,
             "failures": failures,
             "guest_stats": guest_stats[-4:],
         }
@@ -313,6 +317,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--bus", default="sata")
     parser.add_argument("--modes")
+    parser.add_argument("--device-mode", choices=["media-change", "scsi-replace"], default="media-change",
+                        help="context.device.mode of both daemons (scsi-replace: --bus scsi)")
     parser.add_argument("--guest", choices=["busybox", "debian"], default="busybox")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--in-place", type=int, default=0,
@@ -341,7 +347,7 @@ def main() -> int:
         for mode in modes.split(","):
             results[mode] = run_mode(os.path.abspath(args.binary), guest_dir, mode, args.bus, args.rounds, work,
                                      guest=args.guest, companion=companion, trace=args.trace,
-                                     in_place_rounds=args.in_place)
+                                     in_place_rounds=args.in_place, device_mode=args.device_mode)
     text = json.dumps(results, indent=1)
     print(text)
     if args.out:

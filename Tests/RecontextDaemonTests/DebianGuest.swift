@@ -60,10 +60,14 @@ enum DebianGuest {
             ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", imageDirectory + "/disk.raw", path])
     }
 
-    /// The domain XML (`debian-domain.xml.sh`), with or without the channel.
-    static func domainXML(name: String, disk: String, serialLog: String, channel: Bool) throws -> String {
+    /// The domain XML (`debian-domain.xml.sh`), with or without the channel, the CD-ROM on `bus`
+    /// (`sata` or `scsi`).
+    static func domainXML(name: String, disk: String, serialLog: String, channel: Bool, bus: String = "sata")
+        throws -> String
+    {
         var environment = ProcessInfo.processInfo.environment
         environment["DEBIAN_GUEST_CHANNEL"] = channel ? "1" : "0"
+        environment["DEBIAN_GUEST_CDROM_BUS"] = bus
         return try ProcessRunner.run(
             "/bin/sh",
             [harness.appendingPathComponent("debian-domain.xml.sh").path, name, imageDirectory, disk, serialLog],

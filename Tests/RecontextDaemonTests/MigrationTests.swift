@@ -50,6 +50,8 @@ struct MigrationTests {
             var daemonArguments: [String] = []
             /// Top-level YAML appended to both configurations (e.g. a `context:` section).
             var extraConfiguration = ""
+            /// B's own top-level YAML in place of `extraConfiguration` (a host that differs).
+            var extraConfigurationB: String?
         }
 
         convenience init(_ label: String, localImages: Bool = false) async throws {
@@ -92,11 +94,14 @@ struct MigrationTests {
             var daemons: [RecontextdProcess] = []
             var connections: [Connection] = []
             do {
-                for (host, name, endpoint) in [(a, "a", setup.endpoints.a), (b, "b", setup.endpoints.b)] {
+                let extraB = setup.extraConfigurationB ?? setup.extraConfiguration
+                for (host, name, endpoint, extra) in [
+                    (a, "a", setup.endpoints.a, setup.extraConfiguration), (b, "b", setup.endpoints.b, extraB),
+                ] {
                     let config = root + "/\(name).yaml"
                     try Self.writeConfig(
                         config, host: host.hostname, endpoint: endpoint, images: images,
-                        shared: setup.localImages == nil, pipeline: setup.pipeline, extra: setup.extraConfiguration)
+                        shared: setup.localImages == nil, pipeline: setup.pipeline, extra: extra)
                     if setup.localImages != nil { try Self.installHook(on: host, config: config) }
                 }
                 for (host, name) in [(a, "a"), (b, "b")] {

@@ -9,12 +9,13 @@
 #   DISK        the guest's root disk: a qcow2 overlay on IMAGEDIR/disk.raw (absolute; on the shared
 #               directory), attached as vda with cache='none' (so migrating it needs --unsafe)
 #   SERIAL_LOG  the file libvirt writes the serial console to (absolute; appended to)
-#   SOURCE      the ISO in the SATA CD-ROM sda; omitted or empty: an empty drive
+#   SOURCE      the ISO in the CD-ROM sda; omitted or empty: an empty drive
 #
 # Environment (optional):
 #   DEBIAN_GUEST_MEMORY_MIB  memory, default 512
 #   DEBIAN_GUEST_CHANNEL     1: add recontextd's virtio-serial channel (org.recontextd.channel.0)
 #   DEBIAN_GUEST_UUID        a fixed domain UUID
+#   DEBIAN_GUEST_CDROM_BUS   sata (default) or scsi (on a virtio-scsi controller)
 #
 # A virtio-serial controller is always there, so that <context channel="add"> can hot-plug the
 # channel's port into the running guest.
@@ -52,6 +53,18 @@ CHANNEL=""
     </channel>
 "
 
+BUS=${DEBIAN_GUEST_CDROM_BUS:-sata}
+SCSI_CONTROLLER=""
+case $BUS in
+    sata) ;;
+    scsi) SCSI_CONTROLLER="    <controller type='scsi' index='0' model='virtio-scsi'/>
+" ;;
+    *)
+        echo "$0: DEBIAN_GUEST_CDROM_BUS is '$BUS': sata or scsi" >&2
+        exit 2
+        ;;
+esac
+
 cat <<XML
 <domain type='qemu'>
   <name>$NAME</name>
@@ -79,7 +92,7 @@ ${UUID_LINE}  <memory unit='MiB'>$MEMORY</memory>
     </disk>
     <disk type='file' device='cdrom'>
       <driver name='qemu' type='raw'/>
-${SOURCE_LINE}      <target dev='sda' bus='sata'/>
+${SOURCE_LINE}      <target dev='sda' bus='$BUS'/>
       <readonly/>
     </disk>
     <serial type='file'>
@@ -90,7 +103,7 @@ ${SOURCE_LINE}      <target dev='sda' bus='sata'/>
       <source path='$SERIAL_LOG' append='on'/>
       <target type='serial' port='0'/>
     </console>
-${CHANNEL}    <controller type='virtio-serial' index='0'/>
+${CHANNEL}${SCSI_CONTROLLER}    <controller type='virtio-serial' index='0'/>
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
