@@ -11,10 +11,11 @@ import Virt
 /// the companion from the CD-ROM (`companion="yes"`). The CD-ROM is on SCSI; A changes the media,
 /// B (`context.device.mode: scsi-replace`) detaches the drive and attaches a new one. A to B: udev
 /// alone starts the companion (no channel; the new drive's medium comes as a "change" from the
-/// kernel's media poll, which the companion's rule takes). B to A: udev alone on A's media change. Then `channel="add"` on A hot-plugs the host-guest channel's port,
-/// and A to B goes over the channel: the host's notify, and the guest's ack in B's `status`. After
-/// each migration the hook prints the destination's endpoint on the console, while the SSH host
-/// keys, the instance and the boot stay the same. 1.5-4.5 minutes, most of it the boot (40-100 s to
+/// kernel's media poll, which the companion's rule takes). B to A: udev alone on A's media change.
+/// Then `channel="add"` on A hot-plugs the host-guest channel's port, and A to B goes over the
+/// channel: the host's notify, and the guest's ack in B's `status`. After each migration the hook
+/// prints the destination's endpoint on the console, while the SSH host keys, the instance and the
+/// boot stay the same. 1.5-4.5 minutes, most of it the boot (40-100 s to
 /// multi-user.target under TCG, 70-200 s to the first hook line, by the machine's load), plus
 /// about 3 minutes the first time the image is built (cached afterwards).
 @Suite(
