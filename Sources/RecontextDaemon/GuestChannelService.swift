@@ -47,11 +47,23 @@ final class GuestChannels {
         var lastInsertion: Insertion?
         var sentGeneration: UInt64?
         var lastAck: GuestStatusStore.Record.Ack?
+        /// An ack of the generation just announced that came before the run's bookkeeping ended
+        /// (see ``acknowledged(_:from:group:received:)``): judged again when the run ends.
+        var earlyAck: (ack: GuestAck, received: Received)?
         /// Lines dropped on the ports closed before (the open port counts its own).
         var drops: [GuestLineError.Reason: Int] = [:]
         var lastDrop: GuestLineError?
         /// When a warning about this guest was last logged (a guest cannot flood the journal).
         var lastWarning: ContinuousClock.Instant?
+    }
+
+    /// When an acknowledgement came: its latency and its record's time are taken from here, also
+    /// when it is judged later.
+    struct Received {
+        var instant: ContinuousClock.Instant
+        var date: Date
+
+        static var now: Received { Received(instant: .now, date: Date()) }
     }
 
     /// At most one warning per guest in this interval; the rest are counted in the metrics.
@@ -84,6 +96,11 @@ final class GuestChannels {
             await send(uuid, generation: insertion.generation, hash: insertion.contentHash)
         case .finished(let uuid, let applied, let addChannel):
             guard let applied else { return await forget(uuid) }
+            if let early = channels[uuid]?.earlyAck {
+                channels[uuid]?.earlyAck = nil
+                await acknowledged(early.ack, from: uuid, group: &group, received: early.received)
+                await publish(uuid)
+            }
             if let link = channels[uuid]?.link {
                 // Still open, unless libvirt was reconnected under it: then it is reopened.
                 guard link.port?.isOpen == false else { return }
@@ -152,21 +169,39 @@ final class GuestChannels {
         await publish(uuid)
     }
 
-    func acknowledged(_ ack: GuestAck, from uuid: String, group: inout DiscardingTaskGroup) async {
-        let now = Date()
-        let (verdict, record) = await context.coordinator.acknowledge(uuid, ack: ack, at: now)
+    /// Hands `ack` to the coordinator and logs, counts and shows its verdict.
+    ///
+    /// The host says "generation N" right after the insert, before its run has written what it
+    /// inserted (persist, record): a guest that answers within those milliseconds names a
+    /// generation the coordinator does not know yet. Such an ack, of exactly the generation and
+    /// hash this host announced, is kept (one per domain, the last) and judged again when the run
+    /// ends (``handle(_:group:)``, `.finished`), with the time it came.
+    func acknowledged(
+        _ ack: GuestAck, from uuid: String, group: inout DiscardingTaskGroup, received: Received = .now
+    ) async {
+        let (verdict, record) = await context.coordinator.acknowledge(uuid, ack: ack, at: received.date)
+        if case .rejected = verdict, let insertion = channels[uuid]?.lastInsertion,
+            insertion.generation == ack.generation, insertion.contentHash == ack.contentHash,
+            (await context.coordinator.applied(of: uuid)?.generation ?? 0) < ack.generation
+        {
+            channels[uuid]?.earlyAck = (ack, received)
+            logger.debug(
+                "guest acknowledged before the run's bookkeeping ended; judged when it ends",
+                metadata: ["domain.uuid": "\(uuid)", "guest.generation": "\(ack.generation)"])
+            return
+        }
         var latency: Duration?
         if case .accepted = verdict, let insertion = channels[uuid]?.lastInsertion,
             insertion.generation == ack.generation
         {
-            latency = .now - (insertion.eventTime ?? insertion.insertedAt)
+            latency = received.instant - (insertion.eventTime ?? insertion.insertedAt)
             channels[uuid]?.lastInsertion = nil // a repeated ack is not measured twice
         }
         context.metrics.guest.recordAck(verdict: verdict, result: ack.result, latency: latency)
         channels[uuid]?.lastAck = GuestStatusStore.Record.Ack(
             generation: ack.generation, result: ack.result.rawValue, verdict: verdict.label,
             hooks: ack.hooks.map(\.description), failedHooks: ack.failedHooks.map(\.name),
-            guestMilliseconds: ack.milliseconds, latencyMilliseconds: latency?.milliseconds, time: now)
+            guestMilliseconds: ack.milliseconds, latencyMilliseconds: latency?.milliseconds, time: received.date)
         var metadata: Logger.Metadata = [
             "domain.uuid": "\(uuid)", "guest.generation": "\(ack.generation)", "guest.result": "\(ack.result.rawValue)",
             "guest.verdict": "\(verdict.label)", "guest.trigger": "\(ack.trigger)",

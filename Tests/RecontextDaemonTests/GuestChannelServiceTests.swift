@@ -150,6 +150,39 @@ struct GuestChannelServiceTests {
         }
     }
 
+    @Test("an ack that comes before the run has written what it inserted is taken when the run ends, not rejected")
+    func ackBeforeBookkeeping() async throws {
+        let (rig, ports) = try await Self.rig("guest-early")
+        try await rig.run {
+            #expect(await eventually { Self.told(ports, Self.web.uuid)?.0 == 1 })
+            await rig.coordinator.waitUntilIdle()
+            // A new generation whose run is held in its record phase, after the insert and the
+            // host's "generation 2": a fast guest answers meanwhile.
+            rig.hypervisor.update(Self.web.uuid) {
+                $0.contextMetadata = $0.contextMetadata?.replacingOccurrences(of: "}}<", with: "}} 2<")
+            }
+            rig.hypervisor.hold(.setAppliedMetadata)
+            rig.events.emit(.contextMetadataChanged(Self.web))
+            try #require(await eventually { Self.told(ports, Self.web.uuid)?.0 == 2 })
+            let (generation, hash) = try #require(Self.told(ports, Self.web.uuid))
+            await rig.hypervisor.waitUntilHeld(1)
+            // The hello after the ack shows in status once the service has handled both (in order).
+            ports.port(of: Self.web.uuid)?.guestWrites(
+                Self.ack(generation, hash) + "recontext/1 hello version=0.3.0 applied=1 hash=\(hash)\n")
+            #expect(await eventually { Self.guestStatus(rig, Self.web.uuid)?.companionVersion == "0.3.0" })
+            #expect(await rig.coordinator.applied(of: Self.web.uuid)?.guest == nil)
+            #expect(Self.guestStatus(rig, Self.web.uuid)?.lastAck?.verdict != "rejected")
+            rig.hypervisor.release()
+            #expect(await eventually { await rig.coordinator.applied(of: Self.web.uuid)?.guest?.generation == 2 })
+            #expect(await eventually { Self.guestStatus(rig, Self.web.uuid)?.lastAck?.verdict == "accepted" })
+            #expect(Self.guestStatus(rig, Self.web.uuid)?.lastAck?.latencyMilliseconds != nil)
+            #expect(
+                await eventually {
+                    rig.hypervisor.domain(Self.web.uuid)?.liveApplied?.contains("guest-generation=\"2\"") == true
+                })
+        }
+    }
+
     @Test("a flooding guest has its port closed for a while; another guest's ack is taken meanwhile")
     func flood() async throws {
         let (rig, ports) = try await Self.rig("guest-flood")
